@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): engine and API figures with their ratio to raw-SQL floors."""

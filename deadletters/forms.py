@@ -1,0 +1,117 @@
+"""Forms of the operator screens: they check shapes only; the services decide."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from intents.models import ReasonCode
+from portal.accounts.models import Tenant
+from portal.accounts.roles import tenant_ids_visible_to
+from portal.accounts.stepup import StepUpForm
+
+from .selectors import DEAD_LETTER_REASONS, ReplayFilters, assignable_users
+
+_TEXTAREA = forms.Textarea(attrs={"rows": 3, "cols": 60})
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(label="Note", widget=_TEXTAREA, max_length=10_000)
+
+
+class LinkForm(forms.Form):
+    url = forms.URLField(label="Link", max_length=500, assume_scheme="https")
+    title = forms.CharField(label="What it is", max_length=200, required=False)
+
+
+class FileForm(forms.Form):
+    file = forms.FileField(
+        label="File",
+        help_text="PDF, PNG, JPEG, TXT, LOG, CSV or JSON; the content must match the name.",
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="(nobody)", label="Assign to"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = assignable_users()
+
+
+class CloseForm(forms.Form):
+    outcome = forms.ChoiceField(
+        choices=[("resolve", "Resolved (handled without a replay)"), ("discard", "Discard")],
+        widget=forms.RadioSelect,
+        initial="resolve",
+    )
+    reason = forms.CharField(label="Why", widget=_TEXTAREA, max_length=2_000)
+
+
+def _tenant_choices(user: Any) -> forms.ModelChoiceField:
+    tenants = Tenant.objects.order_by("name")
+    visible = tenant_ids_visible_to(user)
+    if visible is not None:
+        tenants = tenants.filter(pk__in=visible)
+    return forms.ModelChoiceField(queryset=tenants, required=False, empty_label="(any)")
+
+
+class PlanFilterForm(forms.Form):
+    """The replay filters (GET): reason, target, tenant, time range."""
+
+    reason = forms.ChoiceField(
+        required=False,
+        choices=[("", "(any)")]
+        + [(r.value, r.label) for r in ReasonCode if r in DEAD_LETTER_REASONS],
+    )
+    target = forms.CharField(required=False, max_length=100, label="Target key")
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), required=False)
+    since = forms.DateTimeField(
+        required=False, label="Dead-lettered since (UTC)", help_text="e.g. 2026-01-05 12:00"
+    )
+    until = forms.DateTimeField(required=False, label="Until (UTC)")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["tenant"] = _tenant_choices(user)
+
+    def filters(self) -> ReplayFilters:
+        data = self.cleaned_data
+        return ReplayFilters.parse(
+            reason_code=data.get("reason"),
+            target_key=data.get("target"),
+            tenant=data.get("tenant"),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+
+class ReplayReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for the replay",
+        widget=_TEXTAREA,
+        max_length=2_000,
+        help_text="What was fixed, so the approver can judge that a replay will now succeed.",
+    )
+
+
+class DecisionForm(StepUpForm):
+    """Approve or reject, with a fresh authenticator code (verified by the service)."""
+
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.RadioSelect
+    )
+    reason = forms.CharField(
+        label="Reason (required to reject)", widget=_TEXTAREA, max_length=2_000, required=False
+    )
+
+    field_order = ["decision", "reason", "otp_token"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("decision") == "reject" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why the replay is rejected.")
+        return data

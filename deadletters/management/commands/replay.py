@@ -1,0 +1,147 @@
+"""``manage.py replay plan|request|approve|reject``: replays from the shell (CONTRACT.md).
+
+Thin: every rule lives in ``deadletters.services``; a refusal is one line on stderr and a
+non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from deadletters import selectors, services
+from deadletters.selectors import ReplayFilters
+from portal.errors import DomainError
+
+
+def _add_filters(parser: argparse.ArgumentParser, *, reason_flags: tuple[str, ...]) -> None:
+    parser.add_argument(
+        *reason_flags,
+        dest="reason_code",
+        metavar="R",
+        help="dead-letter reason: gateway_rejected, attempts_exhausted or deadline_passed",
+    )
+    parser.add_argument("--target", metavar="T", help="target key, e.g. sms.otp")
+    parser.add_argument("--tenant", metavar="N", help="tenant name (or id)")
+    parser.add_argument("--since", metavar="ISO", help="dead-lettered at or after this time")
+    parser.add_argument("--until", metavar="ISO", help="dead-lettered before this time")
+
+
+class Command(BaseCommand):
+    help = "Plan, request, approve or reject replays of dead letters."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        plan = actions.add_parser("plan", help="list the open dead letters a filter matches")
+        _add_filters(plan, reason_flags=("--reason", "--reason-code"))
+        plan.add_argument("--limit", type=int, default=50, help="dead letters to list")
+
+        request = actions.add_parser("request", help="ask for a replay; prints the request id")
+        request.add_argument("--user", required=True, metavar="U", help="the requesting operator")
+        request.add_argument("--reason", required=True, metavar="TEXT", help="why replay")
+        request.add_argument(
+            "--dead-letters", metavar="ID,…", help="comma-separated dead letter ids"
+        )
+        _add_filters(request, reason_flags=("--reason-code",))
+
+        approve = actions.add_parser("approve", help="approve a request (not your own)")
+        approve.add_argument("request_id", metavar="ID")
+        approve.add_argument("--user", required=True, metavar="U", help="the approver")
+        approve.add_argument("--otp", required=True, metavar="CODE", help="a fresh TOTP code")
+
+        reject = actions.add_parser("reject", help="reject a request (not your own)")
+        reject.add_argument("request_id", metavar="ID")
+        reject.add_argument("--user", required=True, metavar="U", help="the approver")
+        reject.add_argument("--otp", required=True, metavar="CODE", help="a fresh TOTP code")
+        reject.add_argument("--reason", required=True, metavar="TEXT", help="why not")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        handler = getattr(self, f"_{options['action']}")
+        try:
+            handler(options)
+        except DomainError as exc:
+            raise CommandError(exc.detail) from None
+
+    # --- actions
+
+    def _plan(self, options: dict[str, Any]) -> None:
+        filters = self._filters(options)
+        if not filters.reason_code:
+            raise CommandError("replay plan needs --reason (a dead-letter reason code).")
+        plan = services.replay_plan(filters=filters)
+        listed = selectors.open_dead_letters_matching(filters=filters).select_related(
+            "intent", "tenant"
+        )[: max(options["limit"], 0)]
+        for dead_letter in listed:
+            self.stdout.write(
+                f"{dead_letter.public_id}  {dead_letter.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+                f"{dead_letter.tenant.name}  {dead_letter.target_key}  "
+                f"{dead_letter.reason_code}  intent {dead_letter.intent.public_id}"
+            )
+        if plan.count > options["limit"]:
+            self.stdout.write(f"… and {plan.count - options['limit']} more")
+        self.stdout.write(f"{plan.count} open dead letter(s) match {filters.describe()}")
+
+    def _request(self, options: dict[str, Any]) -> None:
+        user = self._user(options["user"])
+        filters = self._filters(options)
+        raw_ids = options.get("dead_letters")
+        if raw_ids and filters != ReplayFilters():
+            raise CommandError("Give either --dead-letters or filters, not both.")
+        if raw_ids:
+            ids = [part for part in raw_ids.split(",") if part.strip()]
+            request = services.replay_request_create(
+                requested_by=user, reason=options["reason"], dead_letter_ids=ids
+            )
+        else:
+            if filters == ReplayFilters():
+                raise CommandError(
+                    "Give --dead-letters or at least one filter "
+                    "(--reason-code, --target, --tenant, --since, --until)."
+                )
+            request = services.replay_request_create(
+                requested_by=user, reason=options["reason"], filters=filters
+            )
+        count = request.items.count()
+        self.stdout.write(
+            f"replay request of {count} dead letter(s) waits for a second person's approval "
+            f"until {request.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        self.stdout.write(str(request.public_id))
+
+    def _approve(self, options: dict[str, Any]) -> None:
+        user = self._user(options["user"])
+        request = selectors.replay_request_get(public_id=options["request_id"], user=user)
+        request = services.replay_request_approve(
+            request=request, approver=user, otp_token=options["otp"]
+        )
+        self.stdout.write(f"approved replay request {request.public_id}; execution queued")
+
+    def _reject(self, options: dict[str, Any]) -> None:
+        user = self._user(options["user"])
+        request = selectors.replay_request_get(public_id=options["request_id"], user=user)
+        request = services.replay_request_reject(
+            request=request, approver=user, otp_token=options["otp"], reason=options["reason"]
+        )
+        self.stdout.write(f"rejected replay request {request.public_id}")
+
+    # --- helpers
+
+    def _filters(self, options: dict[str, Any]) -> ReplayFilters:
+        return ReplayFilters.parse(
+            reason_code=options.get("reason_code"),
+            target_key=options.get("target"),
+            tenant=options.get("tenant"),
+            since=options.get("since"),
+            until=options.get("until"),
+        )
+
+    def _user(self, username: str) -> Any:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None or not user.is_active or not user.is_staff:
+            raise CommandError(f"No active staff user {username!r}.")
+        return user

@@ -1,0 +1,1 @@
+"""Gateway adapters: one module per gateway, all on one shared HTTP base."""

@@ -1,0 +1,91 @@
+"""Which adapter serves which gateway name, and the HTTP client they share.
+
+The engine opens one ``GatewaySession`` per batch inside ``asyncio.run``::
+
+    async with GatewaySession() as session:
+        result = await session.get("sms").send(message, timeout_s=5)
+
+Adapters in one session share one pooled ``httpx.AsyncClient`` (an httpx client is
+bound to the event loop it first ran on, so it cannot outlive the batch's loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .adapters.base_http import new_http_client
+from .base import Gateway
+
+# A batch sends up to ~100 messages at once; leave headroom so none waits for a socket.
+DEFAULT_MAX_CONNECTIONS = 200
+
+
+class UnknownGateway(LookupError):
+    """No adapter is configured under this gateway name."""
+
+
+class GatewaySession:
+    """Builds adapters from ``GATEWAY_ADAPTERS`` on first use and closes them on exit."""
+
+    def __init__(
+        self,
+        *,
+        adapters: Mapping[str, str] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._adapter_paths = dict(settings.GATEWAY_ADAPTERS if adapters is None else adapters)
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+        self._gateways: dict[str, Gateway] = {}
+
+    async def __aenter__(self) -> GatewaySession:
+        self._client = new_http_client(max_connections=self._max_connections)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        gateways, self._gateways = list(self._gateways.values()), {}
+        try:
+            for gateway in gateways:
+                await gateway.aclose()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The shared client; only while the session is open."""
+        if self._client is None:
+            raise RuntimeError("GatewaySession is not open: use 'async with GatewaySession()'")
+        return self._client
+
+    def get(self, name: str) -> Gateway:
+        """The adapter for gateway ``name``; raises ``UnknownGateway`` if none is configured."""
+        gateway = self._gateways.get(name)
+        if gateway is not None:
+            return gateway
+        client = self.client
+        path = self._adapter_paths.get(name)
+        if path is None:
+            known = ", ".join(sorted(self._adapter_paths)) or "none"
+            raise UnknownGateway(f"no gateway {name!r} in GATEWAY_ADAPTERS (configured: {known})")
+        try:
+            adapter_class = import_string(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"GATEWAY_ADAPTERS[{name!r}] = {path!r} cannot be imported: {exc}"
+            ) from exc
+        gateway = adapter_class(client=client, name=name)
+        self._gateways[name] = gateway
+        return gateway

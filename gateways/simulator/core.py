@@ -1,0 +1,145 @@
+"""The simulator's rules, without a network: a thread-safe ``GatewaySimulator``.
+
+It decides each message's fate from its recipient, like a provider's magic test
+numbers (CONTRACT.md, "Gateway simulator"), honours idempotency keys as a real
+provider would, and keeps a list of every request so a test can count deliveries.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import json
+import re
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+GATEWAY_PATHS = {"/sms": "to", "/push": "token", "/http": "to"}  # path -> recipient field
+MESSAGES_PATH = "/messages"
+# A long-running `make run` simulator must not grow without bound.
+DEFAULT_MAX_RECORDS = 100_000
+_FAIL_FIRST_N = re.compile(r"0020([1-9])$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SimResponse:
+    """What to answer. ``hold``: answer nothing until the client gives up."""
+
+    status: int
+    body: Any = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    hold: bool = False
+
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body).encode() if self.body is not None else b""
+
+
+def _error(status: int, message: str) -> SimResponse:
+    return SimResponse(status, {"error": message})
+
+
+class GatewaySimulator:
+    """Decides responses and records requests; safe to call from many threads."""
+
+    def __init__(self, *, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+        self._lock = threading.Lock()
+        self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
+        self._accepted: dict[str, str] = {}  # idempotency key -> message id
+        self._seen: collections.Counter[str] = collections.Counter()  # requests per key
+
+    def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> SimResponse:
+        """Route one HTTP request: gateway POSTs, and GET/DELETE of the message list."""
+        path = path.split("?", 1)[0]
+        if path == MESSAGES_PATH:
+            if method == "GET":
+                return SimResponse(200, self.messages())
+            if method == "DELETE":
+                self.clear_messages()
+                return SimResponse(200, {"deleted": True})
+            return _error(405, f"{method} not allowed on {path}")
+        if path in GATEWAY_PATHS:
+            if method != "POST":
+                return _error(405, f"{method} not allowed on {path}")
+            return self.decide(path, headers, body)
+        return _error(404, f"no endpoint {path}")
+
+    def decide(self, path: str, headers: Mapping[str, str], body: bytes) -> SimResponse:
+        """The answer to one gateway POST, recorded in the message list."""
+        if path not in GATEWAY_PATHS:
+            return _error(404, f"no endpoint {path}")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        key = lowered.get("idempotency-key", "").strip()
+        request_id = lowered.get("x-request-id", "")
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        recipient = ""
+        if isinstance(data, dict):
+            value = data.get(GATEWAY_PATHS[path])
+            if value is None and path == "/push":
+                value = data.get("to")
+            recipient = "" if value is None else str(value)
+        with self._lock:
+            if not isinstance(data, dict):
+                response = _error(400, "body must be a JSON object")
+            elif not key:
+                response = _error(400, "Idempotency-Key header is required")
+            else:
+                response = self._decide_locked(key, recipient)
+            self._records.append(
+                {
+                    "path": path,
+                    "to": recipient,
+                    "idempotency_key": key,
+                    "request_id": request_id,
+                    "status": response.status,
+                    "message_id": (response.body or {}).get("message_id"),
+                    "duplicate": bool((response.body or {}).get("duplicate", False)),
+                    "received_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+                }
+            )
+        return response
+
+    def _decide_locked(self, key: str, recipient: str) -> SimResponse:
+        self._seen[key] += 1
+        if key in self._accepted:  # a provider honouring idempotency: same answer, no resend
+            return self._accepted_response(self._accepted[key], duplicate=True)
+        if recipient.endswith("00400"):
+            return _error(400, "recipient rejected")
+        if recipient.endswith("00503"):
+            return _error(503, "service unavailable")
+        if recipient.endswith("00429"):
+            return SimResponse(429, {"error": "rate limited"}, {"Retry-After": "1"})
+        if recipient.endswith("00504"):
+            # Recorded as 504 (what a proxy would eventually say); the client sees nothing.
+            return SimResponse(504, hold=True)
+        fail_first = _FAIL_FIRST_N.search(recipient)
+        if fail_first and self._seen[key] <= int(fail_first.group(1)):
+            return _error(503, f"temporarily unavailable (request {self._seen[key]})")
+        message_id = f"sim-{uuid.uuid4().hex}"
+        self._accepted[key] = message_id
+        return self._accepted_response(message_id, duplicate=False)
+
+    @staticmethod
+    def _accepted_response(message_id: str, *, duplicate: bool) -> SimResponse:
+        return SimResponse(
+            202,
+            {"message_id": message_id, "status": "accepted", "duplicate": duplicate},
+            {"X-Message-ID": message_id},
+        )
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every recorded request, oldest first (copies)."""
+        with self._lock:
+            return [dict(record) for record in self._records]
+
+    def clear_messages(self) -> None:
+        """Empty the list. Accepted keys are remembered: a resend stays a duplicate."""
+        with self._lock:
+            self._records.clear()

@@ -1,0 +1,266 @@
+"""Executing a claimed batch: send every message concurrently, then record every outcome.
+
+Gateway calls run concurrently on one event loop, so a batch's wall time is its slowest
+call, not the sum. Outcomes are recorded in one transaction per batch: each attempt row
+is written with its intent's new state, and only while this batch still holds the
+lease, so a late answer after the sweeper reclaimed an intent is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from gateways.base import GatewayMessage, GatewayResult, Outcome
+from gateways.registry import GatewaySession
+from portal import clock
+from portal.observability import metrics
+
+from .models import Attempt, AttemptOutcome, Intent, IntentStatus, ReasonCode
+from .retry import Decision, RetryPolicy, decide_after_attempt
+from .selectors import expired_leases
+from .signals import intents_dead_lettered
+
+logger = logging.getLogger("intents.execution")
+
+EXECUTION_FIELDS = (
+    "id",
+    "public_id",
+    "tenant_id",
+    "target_key",
+    "contract",
+    "payload",
+    "status",
+    "attempts_count",
+    "max_attempts",
+    "attempt_timeout_s",
+    "deadline_at",
+    "cancel_requested",
+    "correlation_id",
+    "generation",
+    "lease_owner",
+    "created_at",
+)
+RECORDED_FIELDS = [
+    "status",
+    "attempts_count",
+    "next_attempt_at",
+    "lease_owner",
+    "lease_expires_at",
+    "reason_code",
+    "gateway_message_id",
+    "finished_at",
+    "updated_at",
+]
+
+
+@dataclasses.dataclass(slots=True)
+class AttemptReport:
+    """What happened to one intent of a batch, before it is recorded."""
+
+    intent_id: int
+    result: GatewayResult | None  # None: no attempt was made (deadline or cancel)
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    duration_ms: int = 0
+    outcome_without_attempt: Decision | None = None
+
+
+async def _send_one(
+    session: GatewaySession, intent: Intent, timeout_s: float
+) -> tuple[GatewayResult, dt.datetime, dt.datetime, int]:
+    started = clock.now()
+    t0 = time.perf_counter()
+    try:
+        gateway = session.get(intent.contract["gateway"])
+        message = GatewayMessage(
+            idempotency_key=str(intent.public_id),
+            correlation_id=intent.correlation_id or str(intent.public_id),
+            payload=json.loads(bytes(intent.payload)),
+        )
+        result = await gateway.send(message, timeout_s=timeout_s)
+    except Exception as exc:  # our own fault: a bad adapter or configuration
+        result = GatewayResult(Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200])
+    elapsed = time.perf_counter() - t0
+    return result, started, started + dt.timedelta(seconds=elapsed), int(elapsed * 1000)
+
+
+async def _send_all(batch: list[tuple[Intent, float]]) -> list[tuple]:
+    async with GatewaySession() as session:
+        return await asyncio.gather(*(_send_one(session, i, t) for i, t in batch))
+
+
+def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
+    """Attempt every intent of a claimed batch that this lease still owns; returns the count."""
+    intents = list(
+        Intent.objects.filter(
+            id__in=list(intent_ids), lease_owner=lease_token, status=IntentStatus.IN_FLIGHT
+        ).only(*EXECUTION_FIELDS)
+    )
+    if not intents:
+        return 0
+    now = clock.db_now()
+    reports: list[AttemptReport] = []
+    to_send: list[tuple[Intent, float]] = []
+    for intent in intents:
+        remaining = (intent.deadline_at - now).total_seconds()
+        if intent.cancel_requested:
+            decision = Decision(IntentStatus.CANCELLED, ReasonCode.CANCELLED_BY_CLIENT)
+            reports.append(AttemptReport(intent.id, None, outcome_without_attempt=decision))
+        elif remaining <= 0:
+            decision = Decision(IntentStatus.EXPIRED, ReasonCode.DEADLINE_PASSED)
+            reports.append(AttemptReport(intent.id, None, outcome_without_attempt=decision))
+        else:
+            # Never let an attempt run past the deadline.
+            to_send.append((intent, min(intent.attempt_timeout_s, remaining)))
+    if to_send:
+        sent = asyncio.run(_send_all(to_send))
+        for (intent, _), (result, started, finished, ms) in zip(to_send, sent, strict=True):
+            reports.append(AttemptReport(intent.id, result, started, finished, ms))
+    record_outcomes(lease_token=lease_token, reports=reports)
+    return len(intents)
+
+
+def _apply(intent: Intent, decision: Decision, *, now: dt.datetime, message_id: str = "") -> None:
+    intent.status = decision.status
+    intent.next_attempt_at = decision.next_attempt_at
+    intent.lease_owner = ""
+    intent.lease_expires_at = None
+    intent.updated_at = now
+    if message_id:
+        intent.gateway_message_id = message_id
+    if decision.is_terminal:
+        intent.reason_code = decision.reason_code
+        intent.finished_at = now
+
+
+def _decide(
+    intent: Intent, outcome: str, now: dt.datetime, retry_after_s: float | None
+) -> Decision:
+    return decide_after_attempt(
+        outcome=outcome,
+        attempts_made=intent.attempts_count,
+        max_attempts=intent.max_attempts,
+        cancel_requested=intent.cancel_requested,
+        now=now,
+        deadline_at=intent.deadline_at,
+        policy=RetryPolicy.from_contract(intent.contract["retry"]),
+        retry_after_s=retry_after_s,
+    )
+
+
+def _save(changed: list[Intent], attempts: list[Attempt], now: dt.datetime) -> None:
+    # Batches keep SQL Server under its 2,100-parameter limit.
+    Intent.objects.bulk_update(changed, RECORDED_FIELDS, batch_size=50)
+    Attempt.objects.bulk_create(attempts, batch_size=100)
+    dead = [
+        i
+        for i in changed
+        if i.status in (IntentStatus.FAILED, IntentStatus.EXHAUSTED, IntentStatus.EXPIRED)
+    ]
+    if dead:
+        intents_dead_lettered.send(sender=Intent, intents=dead, now=now)
+    transaction.on_commit(lambda: _count(changed, attempts))
+
+
+def _count(changed: list[Intent], attempts: list[Attempt]) -> None:
+    gateway_of = {i.id: i.contract["gateway"] for i in changed}
+    for attempt in attempts:
+        gateway = gateway_of.get(attempt.intent_id, "unknown")
+        metrics.ATTEMPTS.labels(gateway=gateway, outcome=attempt.outcome).inc()
+        if attempt.outcome != AttemptOutcome.LEASE_LOST:
+            metrics.ATTEMPT_DURATION.labels(gateway=gateway).observe(attempt.duration_ms / 1000)
+    for intent in changed:
+        if intent.status == IntentStatus.PENDING:
+            metrics.RETRIES_SCHEDULED.labels(gateway=gateway_of[intent.id]).inc()
+        elif intent.finished_at is not None:
+            metrics.INTENTS_FINISHED.labels(reason=intent.reason_code).inc()
+            if intent.status == IntentStatus.ACCEPTED:
+                latency = (intent.finished_at - intent.created_at).total_seconds()
+                metrics.ACCEPTANCE_LATENCY.labels(target=intent.target_key).observe(latency)
+
+
+def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
+    """Write each attempt with its intent's new state, in one transaction."""
+    with transaction.atomic():
+        now = clock.db_now()
+        locked = {
+            i.id: i
+            for i in Intent.objects.select_for_update()
+            .filter(
+                id__in=[r.intent_id for r in reports],
+                lease_owner=lease_token,
+                status=IntentStatus.IN_FLIGHT,
+            )
+            .only(*EXECUTION_FIELDS)
+        }
+        changed, attempts = [], []
+        for report in reports:
+            intent = locked.get(report.intent_id)
+            if intent is None:  # the lease was reclaimed meanwhile: this answer is late
+                logger.warning("late result ignored for intent id %s", report.intent_id)
+                continue
+            if report.result is None:
+                _apply(intent, report.outcome_without_attempt, now=now)
+                changed.append(intent)
+                continue
+            result = report.result
+            intent.attempts_count += 1
+            decision = _decide(intent, result.outcome.value, now, result.retry_after_s)
+            _apply(intent, decision, now=now, message_id=result.message_id)
+            changed.append(intent)
+            attempts.append(
+                Attempt(
+                    intent_id=intent.id,
+                    number=intent.attempts_count,
+                    generation=intent.generation,
+                    started_at=report.started_at,
+                    finished_at=report.finished_at,
+                    duration_ms=report.duration_ms,
+                    outcome=result.outcome.value,
+                    gateway_status=result.status_code,
+                    gateway_message_id=result.message_id,
+                    error=result.error[:500],
+                    worker_id=lease_token,
+                    retry_after_s=result.retry_after_s,
+                )
+            )
+        _save(changed, attempts, now)
+
+
+def sweep_expired_leases(*, limit: int = 500) -> int:
+    """Reclaim intents whose worker vanished: a ``lease_lost`` attempt, then the policy."""
+    with transaction.atomic():
+        now = clock.db_now()
+        intents = list(expired_leases(now=now, limit=limit))
+        changed, attempts = [], []
+        for intent in intents:
+            owner = intent.lease_owner
+            intent.attempts_count += 1
+            decision = _decide(intent, AttemptOutcome.LEASE_LOST, now, None)
+            _apply(intent, decision, now=now)
+            changed.append(intent)
+            attempts.append(
+                Attempt(
+                    intent_id=intent.id,
+                    number=intent.attempts_count,
+                    generation=intent.generation,
+                    started_at=now,
+                    finished_at=now,
+                    duration_ms=0,
+                    outcome=AttemptOutcome.LEASE_LOST,
+                    error=f"lease of {owner} expired; the worker stopped mid-attempt",
+                    worker_id=owner,
+                )
+            )
+        if changed:
+            _save(changed, attempts, now)
+            transaction.on_commit(lambda: metrics.LEASES_RECLAIMED.inc(len(changed)))
+    return len(intents)

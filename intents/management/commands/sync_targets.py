@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from intents.errors import RegistryError
+from intents.registry import registry_sync
+
+
+class Command(BaseCommand):
+    help = "Load the target registry files; a bad file applies nothing and names its path."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dir", type=Path, default=None, help="folder of *.toml files")
+
+    def handle(self, *args, **options) -> None:
+        directory = options["dir"] or Path(settings.TARGETS_DIR)
+        try:
+            report = registry_sync(directory=directory, actor_label="sync_targets")
+        except RegistryError as exc:
+            raise CommandError(f"nothing applied: {exc.detail}") from None
+        for label, keys in (
+            ("created", report.created),
+            ("revised", report.revised),
+            ("retired", report.retired),
+            ("unchanged", report.unchanged),
+        ):
+            if keys:
+                self.stdout.write(f"{label}: {', '.join(keys)}")

@@ -1,0 +1,201 @@
+"""The target registry, intents and their attempts."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from portal.accounts.models import Tenant
+
+
+class Target(models.Model):
+    """A registry entry; its current contract lives in ``current_revision``."""
+
+    key = models.CharField(max_length=100, unique=True)
+    current_revision = models.ForeignKey(
+        "TargetRevision", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class TargetRevision(models.Model):
+    """One loaded state of a target file: who, when, checksum, diff and the contract."""
+
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="revisions")
+    version = models.CharField(max_length=16)
+    major = models.PositiveIntegerField()
+    minor = models.PositiveIntegerField()
+    gateway = models.CharField(max_length=16)
+    contract = models.JSONField()
+    checksum = models.CharField(max_length=64)
+    source_path = models.CharField(max_length=500)
+    diff = models.TextField(blank=True)
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["target", "-id"]
+        get_latest_by = "id"
+
+    def __str__(self) -> str:
+        return f"{self.target.key} {self.version} ({self.checksum[:8]})"
+
+
+class IntentStatus(models.TextChoices):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (IntentStatus.PENDING, IntentStatus.IN_FLIGHT)
+TERMINAL_STATUSES = tuple(s for s in IntentStatus if s not in OPEN_STATUSES)
+DEAD_LETTER_STATUSES = (IntentStatus.FAILED, IntentStatus.EXHAUSTED, IntentStatus.EXPIRED)
+
+
+class ReasonCode(models.TextChoices):
+    GATEWAY_ACCEPTED = "gateway_accepted"
+    GATEWAY_REJECTED = "gateway_rejected"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+    DEADLINE_PASSED = "deadline_passed"
+    CANCELLED_BY_CLIENT = "cancelled_by_client"
+
+
+class Intent(models.Model):
+    """A client's request to deliver one payload to one target.
+
+    The integer primary key keeps SQL Server's clustered index append-only; clients
+    only ever see ``public_id``.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="intents")
+    idempotency_key = models.CharField(max_length=255)
+    target = models.ForeignKey(Target, on_delete=models.PROTECT, related_name="intents")
+    target_key = models.CharField(max_length=100)
+    requested_version = models.CharField(max_length=16, blank=True)
+    contract_version = models.CharField(max_length=16)
+    target_revision = models.ForeignKey(
+        TargetRevision, on_delete=models.PROTECT, related_name="intents"
+    )
+    contract = models.JSONField(help_text="The resolved contract, frozen at submission.")
+    payload = models.BinaryField()
+    payload_sha256 = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=IntentStatus.choices, default=IntentStatus.PENDING
+    )
+    attempts_count = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(
+        help_text="Attempt budget, cumulative over generations."
+    )
+    attempt_timeout_s = models.FloatField(help_text="From the contract; sizes the lease.")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+    cancel_requested = models.BooleanField(default=False)
+    reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
+    gateway_message_id = models.CharField(max_length=128, blank=True)
+    correlation_id = models.CharField(max_length=64, blank=True)
+    generation = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="uniq_intent_tenant_idem_key"
+            ),
+        ]
+        indexes = [
+            # The dispatcher's claim: one tenant's due intents, oldest first. Filtered on
+            # one equality so SQL Server can build it as a filtered index.
+            models.Index(
+                fields=["tenant", "next_attempt_at"],
+                name="intent_due_idx",
+                condition=Q(status="pending"),
+            ),
+            # The sweeper: in-flight intents whose lease has run out.
+            models.Index(
+                fields=["lease_expires_at"],
+                name="intent_lease_idx",
+                condition=Q(status="in_flight"),
+            ),
+            models.Index(fields=["tenant", "status"], name="intent_tenant_status_idx"),
+            models.Index(fields=["tenant", "created_at"], name="intent_tenant_created_idx"),
+            models.Index(fields=["status", "finished_at"], name="intent_finished_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target_key} {self.public_id}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class AttemptOutcome(models.TextChoices):
+    ACCEPTED = "accepted"
+    REJECTED_PERMANENT = "rejected_permanent"
+    REJECTED_TRANSIENT = "rejected_transient"
+    TIMEOUT = "timeout"
+    EXECUTOR_ERROR = "executor_error"
+    LEASE_LOST = "lease_lost"
+
+
+class Attempt(models.Model):
+    """One delivery attempt, written in the transaction that records the intent's new state."""
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="attempt_rows")
+    number = models.PositiveIntegerField()
+    generation = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=24, choices=AttemptOutcome.choices)
+    gateway_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    gateway_message_id = models.CharField(max_length=128, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    worker_id = models.CharField(max_length=64, blank=True)
+    retry_after_s = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["intent", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["intent", "number"], name="uniq_attempt_number")
+        ]
+        indexes = [models.Index(fields=["finished_at"], name="attempt_finished_idx")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.intent_id}: {self.outcome}"
+
+
+class ApiRateWindow(models.Model):
+    """Requests counted per tenant per minute window, shared by every web process."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "window_start"], name="uniq_rate_window")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} @ {self.window_start}: {self.count}"

@@ -1,0 +1,239 @@
+"""Input and output shapes of the intents API (CONTRACT.md "Intent representation").
+
+Input fields are strict about JSON types: ``"600"`` is not a number and ``17`` is not
+a string, so what the OpenAPI document calls invalid is refused, never coerced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
+from portal.api.schema import ClosedSerializer
+
+from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
+from .registry import VERSION_PATTERN
+
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+
+
+class StrictCharField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.JSONField):
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class AnyJsonField(serializers.JSONField):
+    """Any JSON value; the target's JSON Schema decides (422 payload_invalid)."""
+
+
+class BlankAsNullCharField(serializers.CharField):
+    """Stored as "" when absent; shown as null."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return value or None
+
+
+class IntentCreateInputSerializer(ClosedSerializer):
+    """Body of ``POST /intents``. Unknown fields are refused."""
+
+    target = StrictCharField(max_length=100, help_text="Target key, e.g. `sms.otp`.")
+    contract_version = StrictCharField(
+        required=False,
+        allow_null=True,
+        max_length=16,
+        validators=[RegexValidator(VERSION_PATTERN, 'Must be "MAJOR.MINOR", e.g. "1.2".')],
+        help_text=(
+            "MAJOR.MINOR the client was built against; the latest when absent. Accepted "
+            "when the registry has the same MAJOR and a MINOR at least this one."
+        ),
+    )
+    payload = AnyJsonField(
+        allow_null=True, help_text="Validated against the target's JSON Schema (422 if not)."
+    )
+    deadline_seconds = StrictFloatField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_DEADLINE_SECONDS,
+        help_text="Shortens the target's acceptance deadline (never lengthens it).",
+    )
+    metadata = JsonObjectField(
+        required=False, help_text="Free-form JSON object, returned as given."
+    )
+
+    class Meta:
+        ref_name = "IntentCreate"
+
+
+class IntentOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    idempotency_key = serializers.CharField()
+    target = serializers.CharField(source="target_key")
+    contract_version = serializers.CharField(help_text="The registry version that was used.")
+    status = serializers.ChoiceField(choices=IntentStatus.choices)
+    attempts = serializers.IntegerField(source="attempts_count")
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    deadline_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    reason_code = serializers.ChoiceField(choices=ReasonCode.choices, allow_null=True)
+    gateway_message_id = BlankAsNullCharField(allow_null=True)
+    cancel_requested = serializers.BooleanField()
+    generation = serializers.IntegerField()
+    payload_sha256 = serializers.CharField()
+    metadata = JsonObjectField()
+
+    class Meta:
+        ref_name = "Intent"
+
+    def to_representation(self, instance: Intent) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["reason_code"] = data["reason_code"] or None
+        return data
+
+
+class IntentPageSerializer(serializers.Serializer):
+    """Schema only: one page of ``GET /intents``."""
+
+    results = IntentOutputSerializer(many=True)
+    next = serializers.URLField(
+        allow_null=True, help_text="The next (older) page, or null on the last one."
+    )
+
+    class Meta:
+        ref_name = "IntentPage"
+
+
+class AttemptOutputSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=AttemptOutcome.choices)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField()
+    gateway_status = serializers.IntegerField(allow_null=True)
+    error = BlankAsNullCharField(allow_null=True, help_text="Redacted, truncated detail.")
+
+    class Meta:
+        ref_name = "Attempt"
+
+
+class RetryPolicySerializer(serializers.Serializer):
+    strategy = serializers.CharField()
+    initial_delay_s = serializers.FloatField()
+    multiplier = serializers.FloatField()
+    max_delay_s = serializers.FloatField()
+    max_attempts = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "RetryPolicy"
+
+
+class TargetOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    version = serializers.CharField()
+    gateway = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    attempt_timeout_s = serializers.FloatField()
+    acceptance_deadline_s = serializers.FloatField()
+    retry = RetryPolicySerializer()
+    payload_schema = JsonObjectField(help_text="JSON Schema the payload must match.")
+
+    class Meta:
+        ref_name = "Target"
+
+    def to_representation(self, instance: Target) -> dict[str, Any]:
+        contract = instance.current_revision.contract
+        return super().to_representation(
+            {
+                "key": instance.key,
+                "version": contract["version"],
+                "gateway": contract["gateway"],
+                "description": contract.get("description", ""),
+                "attempt_timeout_s": contract["attempt_timeout_s"],
+                "acceptance_deadline_s": contract["acceptance_deadline_s"],
+                "retry": contract["retry"],
+                "payload_schema": contract["schema"],
+            }
+        )
+
+
+class IntentListFilterSerializer(serializers.Serializer):
+    """Query parameters of ``GET /intents``; a bad value is 400 ``invalid_request``."""
+
+    status = serializers.ChoiceField(choices=IntentStatus.choices, required=False)
+    target = serializers.CharField(required=False, max_length=100)
+    created_after = serializers.CharField(required=False)
+    created_before = serializers.CharField(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    cursor = serializers.CharField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # DRF reads `?created_before=` as "not given"; a client that sent it meant
+        # something, so a blank value is an error rather than a silently dropped filter.
+        problems = {name: ["May not be blank."] for name in self.fields if data.get(name) == ""}
+        # Like Stripe: an unknown parameter is a typo that would silently widen the list.
+        problems.update({name: ["Unknown parameter."] for name in data if name not in self.fields})
+        if problems:
+            raise serializers.ValidationError(problems)
+        return super().to_internal_value(data)
+
+    def validate_cursor(self, value: str) -> Cursor:
+        try:
+            return Cursor.decode(value)
+        except ValueError:
+            raise serializers.ValidationError("Not a cursor returned by this API.") from None
+
+    def _datetime(self, value: str) -> dt.datetime:
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise serializers.ValidationError(
+                "Must be an ISO 8601 date-time, e.g. 2026-01-05T12:00:00Z."
+            )
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.UTC)
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise serializers.ValidationError("Date-time out of range.") from None
+
+    def validate_created_after(self, value: str) -> dt.datetime:
+        return self._datetime(value)
+
+    def validate_created_before(self, value: str) -> dt.datetime:
+        return self._datetime(value)

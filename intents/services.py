@@ -1,0 +1,271 @@
+"""Operations that change intents: submit, cancel, re-open. One transaction each."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from portal import clock
+from portal.accounts.models import Tenant
+from portal.errors import InvalidRequest
+from portal.observability.metrics import INTENTS_CREATED
+
+from .errors import (
+    AlreadyTerminal,
+    ContractIncompatible,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IntentNotFound,
+    PayloadInvalid,
+    QuotaExceeded,
+    TargetNotAllowed,
+    TargetUnknown,
+)
+from .models import DEAD_LETTER_STATUSES, Intent, IntentStatus, ReasonCode, Target
+from .registry import VERSION_PATTERN, is_compatible, payload_errors
+from .selectors import intent_by_idempotency_key, intent_get_for_tenant, open_intent_count_reaches
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitResult:
+    intent: Intent
+    created: bool
+
+
+def validate_idempotency_key(key: Any) -> str:
+    """1 to 255 printable ASCII characters (CONTRACT.md)."""
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise IdempotencyKeyInvalid("Idempotency-Key must be 1 to 255 printable ASCII characters.")
+    if not all(32 <= ord(ch) <= 126 for ch in key):
+        raise IdempotencyKeyInvalid("Idempotency-Key may only hold printable ASCII characters.")
+    return key
+
+
+def canonical_payload(payload: Any) -> bytes:
+    """The payload's stored bytes: key order and spacing never make two requests differ."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def effective_contract(contract: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
+    """The target's contract with the tenant's retry overrides applied within bounds."""
+    overrides = tenant.retry_overrides or {}
+    if not overrides:
+        return contract
+    retry = dict(contract["retry"])
+    for name, (low, high) in settings.TENANT_RETRY_BOUNDS.items():
+        if name in overrides:
+            value = type(retry[name])(overrides[name])
+            retry[name] = min(max(value, low), high)
+    retry["max_delay_s"] = max(retry["max_delay_s"], retry["initial_delay_s"])
+    return {**contract, "retry": retry, "tenant_overrides": sorted(overrides)}
+
+
+def _same_request(intent: Intent, *, target_key: str, requested: str, sha: str) -> bool:
+    return (
+        intent.target_key == target_key
+        and intent.requested_version == requested
+        and intent.payload_sha256 == sha
+    )
+
+
+def _replay_or_conflict(
+    existing: Intent, *, target_key: str, requested: str, sha: str
+) -> SubmitResult:
+    if _same_request(existing, target_key=target_key, requested=requested, sha=sha):
+        return SubmitResult(intent=existing, created=False)
+    raise IdempotencyKeyReused(
+        "This Idempotency-Key was already used with a different target, version or payload."
+    )
+
+
+def _resolve_target(*, tenant: Tenant, target_key: Any, contract_version: Any) -> Target:
+    if not isinstance(target_key, str) or not target_key:
+        raise InvalidRequest("target must be a non-empty string.")
+    target = (
+        Target.objects.select_related("current_revision")
+        .filter(key=target_key, is_active=True, current_revision__isnull=False)
+        .first()
+    )
+    if target is None:
+        raise TargetUnknown(f"No target {target_key!r} in the registry.")
+    if not tenant.may_use_target(target_key):
+        raise TargetNotAllowed(f"Target {target_key!r} is not allowed for this tenant.")
+    if contract_version is not None:
+        registry_version = target.current_revision.version
+        if not is_compatible(registry_version=registry_version, requested_version=contract_version):
+            raise ContractIncompatible(
+                f"Requested contract {contract_version} is not compatible with {target_key} "
+                f"{registry_version} (same MAJOR and MINOR <= {registry_version} accepted)."
+            )
+    return target
+
+
+def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: Any) -> None:
+    if contract_version is not None and (
+        not isinstance(contract_version, str) or not VERSION_PATTERN.match(contract_version)
+    ):
+        raise InvalidRequest('contract_version must be a string "MAJOR.MINOR".')
+    if deadline_seconds is not None and (
+        isinstance(deadline_seconds, bool)
+        or not isinstance(deadline_seconds, int | float)
+        or deadline_seconds <= 0
+    ):
+        raise InvalidRequest("deadline_seconds must be a positive number of seconds.")
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be a JSON object.")
+
+
+def intent_submit(
+    *,
+    tenant: Tenant,
+    idempotency_key: Any,
+    target_key: Any,
+    contract_version: str | None,
+    payload: Any,
+    deadline_seconds: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    correlation_id: str = "",
+) -> SubmitResult:
+    """Store a new intent, or return the one this idempotency key already made."""
+    key = validate_idempotency_key(idempotency_key)
+    metadata = {} if metadata is None else metadata
+    _validate_shape(
+        contract_version=contract_version, deadline_seconds=deadline_seconds, metadata=metadata
+    )
+    payload_bytes = canonical_payload(payload)
+    sha = hashlib.sha256(payload_bytes).hexdigest()
+    requested = contract_version or ""
+    target_name = target_key if isinstance(target_key, str) else ""
+
+    # A retried request is answered from what it created, whatever changed since.
+    existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
+    if existing is not None:
+        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
+
+    target = _resolve_target(
+        tenant=tenant, target_key=target_key, contract_version=contract_version
+    )
+    revision = target.current_revision
+    errors = payload_errors(revision.contract, revision.checksum, payload)
+    if errors:
+        raise PayloadInvalid("The payload does not match the target's schema.", errors=errors)
+    contract = effective_contract(revision.contract, tenant)
+    deadline_s = contract["acceptance_deadline_s"]
+    if deadline_seconds is not None:
+        if deadline_seconds > deadline_s:
+            raise InvalidRequest(
+                f"deadline_seconds may only shorten the target's deadline of {deadline_s:g} s."
+            )
+        deadline_s = float(deadline_seconds)
+    if open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents):
+        raise QuotaExceeded(
+            f"This tenant already has {tenant.max_open_intents} open intents; "
+            "wait for some to finish."
+        )
+
+    now = clock.now()
+    intent = Intent(
+        tenant=tenant,
+        idempotency_key=key,
+        target=target,
+        target_key=target.key,
+        requested_version=requested,
+        contract_version=revision.version,
+        target_revision=revision,
+        contract=contract,
+        payload=payload_bytes,
+        payload_sha256=sha,
+        metadata=metadata,
+        status=IntentStatus.PENDING,
+        max_attempts=contract["retry"]["max_attempts"],
+        attempt_timeout_s=contract["attempt_timeout_s"],
+        next_attempt_at=now,
+        deadline_at=now + dt.timedelta(seconds=deadline_s),
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            intent.save(force_insert=True)
+    except IntegrityError:
+        # Another request with this key won the race: answer as its replay would be.
+        existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
+        if existing is None:
+            raise
+        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
+    INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
+    return SubmitResult(intent=intent, created=True)
+
+
+def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
+    """Cancel a pending intent at once; mark an in-flight one cancel-requested."""
+    intent = intent_get_for_tenant(tenant=tenant, public_id=public_id)
+    with transaction.atomic():
+        intent = Intent.objects.select_for_update().get(pk=intent.pk)
+        if intent.is_terminal:
+            raise AlreadyTerminal(f"Intent {intent.public_id} is already {intent.status}.")
+        now = clock.now()
+        if intent.status == IntentStatus.PENDING:
+            intent.status = IntentStatus.CANCELLED
+            intent.reason_code = ReasonCode.CANCELLED_BY_CLIENT
+            intent.finished_at = now
+            intent.next_attempt_at = None
+        intent.cancel_requested = True
+        intent.updated_at = now
+        intent.save(
+            update_fields=[
+                "status",
+                "reason_code",
+                "finished_at",
+                "next_attempt_at",
+                "cancel_requested",
+                "updated_at",
+            ]
+        )
+    return intent
+
+
+def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
+    """Re-open a dead-lettered intent for a replay: new generation, budget and deadline.
+
+    Attempt numbers keep counting across generations, so the budget is the attempts made
+    so far plus a fresh policy's worth. Payloads are never edited.
+    """
+    now = now or clock.now()
+    with transaction.atomic():
+        intent = Intent.objects.select_for_update().get(pk=intent.pk)
+        if intent.status not in DEAD_LETTER_STATUSES:
+            raise AlreadyTerminal(
+                f"Intent {intent.public_id} is {intent.status}; only failed, exhausted or "
+                "expired intents can be replayed."
+            )
+        contract = intent.contract
+        intent.generation += 1
+        intent.status = IntentStatus.PENDING
+        intent.max_attempts = intent.attempts_count + contract["retry"]["max_attempts"]
+        intent.next_attempt_at = now
+        intent.deadline_at = now + dt.timedelta(seconds=contract["acceptance_deadline_s"])
+        intent.reason_code = ""
+        intent.finished_at = None
+        intent.cancel_requested = False
+        intent.lease_owner = ""
+        intent.lease_expires_at = None
+        intent.updated_at = now
+        intent.save()
+    return intent
+
+
+__all__ = [
+    "IntentNotFound",
+    "SubmitResult",
+    "intent_cancel",
+    "intent_reopen",
+    "intent_submit",
+]

@@ -1,0 +1,30 @@
+"""REST API v1, mounted at /api/v1/ by portal/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from portal.api.views import ApiDocsView, ApiSchemaView, method_router
+
+from .api import (
+    IntentAttemptsApi,
+    IntentCancelApi,
+    IntentCreateApi,
+    IntentDetailApi,
+    IntentListApi,
+    TargetListApi,
+)
+
+urlpatterns = [
+    path("intents", method_router(get=IntentListApi, post=IntentCreateApi), name="api-intents"),
+    path("intents/<uuid:public_id>", IntentDetailApi.as_view(), name="api-intent-detail"),
+    path(
+        "intents/<uuid:public_id>/attempts",
+        IntentAttemptsApi.as_view(),
+        name="api-intent-attempts",
+    ),
+    path("intents/<uuid:public_id>/cancel", IntentCancelApi.as_view(), name="api-intent-cancel"),
+    path("targets", TargetListApi.as_view(), name="api-targets"),
+    path("schema", ApiSchemaView.as_view(), name="api-schema"),
+    path("docs", ApiDocsView.as_view(), name="api-docs"),
+]

@@ -1,0 +1,42 @@
+"""Absolute session lifetime; the idle timeout is the session cookie age (see settings)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+
+LOGIN_AT_SESSION_KEY = "portal_login_at"
+SESSION_EXPIRED_FLAG = "portal_session_expired"
+
+
+class SessionTimeoutMiddleware:
+    """Log a user out ``SESSION_ABSOLUTE_TIMEOUT_S`` after login, however active they are.
+
+    The login time is written into the session by the ``user_logged_in`` handler; a
+    logged-in session without one (made before this middleware existed) counts as expired.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and self._expired(request):
+            request.portal_logout_reason = "absolute_timeout"
+            logout(request)
+            request.session[SESSION_EXPIRED_FLAG] = True
+            return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))
+        return self.get_response(request)
+
+    @staticmethod
+    def _expired(request: HttpRequest) -> bool:
+        login_at = request.session.get(LOGIN_AT_SESSION_KEY)
+        if not isinstance(login_at, int | float):
+            return True
+        return time.time() - login_at > settings.SESSION_ABSOLUTE_TIMEOUT_S

@@ -1,0 +1,188 @@
+"""Tenants and their API keys: create, revoke, change limits. Each audited in its transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from portal.audit.services import Actor, audit_record
+from portal.errors import InvalidRequest
+
+from .models import ALL_SCOPES, ApiKey, Tenant
+
+API_KEY_NAME_MAX = 50  # AbstractAPIKey.name
+TENANT_NAME_MAX = 100
+
+
+def tenant_create(*, name: str, actor: Actor, ip_address: str | None = None) -> tuple[Tenant, bool]:
+    """The tenant called ``name``, created if missing. Returns ``(tenant, created)``."""
+    name = name.strip()
+    if not name or len(name) > TENANT_NAME_MAX:
+        raise InvalidRequest(f"A tenant name is 1 to {TENANT_NAME_MAX} characters.")
+    existing = Tenant.objects.filter(name=name).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(name=name)
+            audit_record(
+                actor=actor,
+                action="tenant.created",
+                object_type="tenant",
+                object_id=tenant.pk,
+                data={"name": tenant.name},
+                ip_address=ip_address,
+            )
+    except IntegrityError:
+        # Created concurrently by someone else: still idempotent.
+        return Tenant.objects.get(name=name), False
+    return tenant, True
+
+
+def scopes_parse(scopes: Iterable[str]) -> list[str]:
+    """Known scopes, de-duplicated in catalogue order; an unknown one is refused."""
+    wanted = {scope.strip() for scope in scopes if scope.strip()}
+    unknown = sorted(wanted - set(ALL_SCOPES))
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ALL_SCOPES)}."
+        )
+    if not wanted:
+        raise InvalidRequest(f"An API key needs at least one scope of: {', '.join(ALL_SCOPES)}.")
+    return [scope for scope in ALL_SCOPES if scope in wanted]
+
+
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: Iterable[str],
+    actor: Actor,
+    expiry_date: dt.datetime | None = None,
+    ip_address: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for ``tenant``. The plain key is returned once and never stored."""
+    name = name.strip()
+    if not name or len(name) > API_KEY_NAME_MAX:
+        raise InvalidRequest(f"An API key name is 1 to {API_KEY_NAME_MAX} characters.")
+    scope_list = scopes_parse(scopes)
+    with transaction.atomic():
+        api_key, key = ApiKey.objects.create_key(
+            name=name, tenant=tenant, scopes=scope_list, expiry_date=expiry_date
+        )
+        audit_record(
+            actor=actor,
+            action="api_key.created",
+            object_type="api_key",
+            object_id=api_key.prefix,
+            data={
+                "tenant": tenant.name,
+                "name": name,
+                "prefix": api_key.prefix,
+                "scopes": scope_list,
+                "expires": expiry_date.isoformat() if expiry_date else None,
+            },
+            ip_address=ip_address,
+        )
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: Actor, ip_address: str | None = None) -> ApiKey:
+    """Revoke for good (djangorestframework-api-key refuses to un-revoke)."""
+    with transaction.atomic():
+        api_key = ApiKey.objects.select_for_update().select_related("tenant").get(pk=api_key.pk)
+        if api_key.revoked:
+            return api_key
+        api_key.revoked = True
+        api_key.save(update_fields=["revoked"])
+        audit_record(
+            actor=actor,
+            action="api_key.revoked",
+            object_type="api_key",
+            object_id=api_key.prefix,
+            data={"tenant": api_key.tenant.name, "name": api_key.name, "prefix": api_key.prefix},
+            ip_address=ip_address,
+        )
+    return api_key
+
+
+_LIMIT_FIELDS = (
+    "rate_limit_per_minute",
+    "max_open_intents",
+    "allow_all_targets",
+    "allowed_targets",
+    "retry_overrides",
+)
+
+
+def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
+    for name in ("rate_limit_per_minute", "max_open_intents"):
+        if name in changes:
+            value = changes[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRequest(f"{name} must be a whole number >= 0.")
+    if "allow_all_targets" in changes and not isinstance(changes["allow_all_targets"], bool):
+        raise InvalidRequest("allow_all_targets must be true or false.")
+    if "allowed_targets" in changes:
+        targets = changes["allowed_targets"]
+        if not isinstance(targets, list | tuple) or not all(
+            isinstance(key, str) and key for key in targets
+        ):
+            raise InvalidRequest("allowed_targets must be a list of target keys.")
+        changes["allowed_targets"] = sorted(set(targets))
+    if "retry_overrides" in changes:
+        overrides = changes["retry_overrides"]
+        if not isinstance(overrides, dict):
+            raise InvalidRequest("retry_overrides must be an object.")
+        bounds = settings.TENANT_RETRY_BOUNDS
+        for key, value in overrides.items():
+            if key not in bounds:
+                raise InvalidRequest(
+                    f"retry_overrides may only set: {', '.join(sorted(bounds))} (not {key})."
+                )
+            low, high = bounds[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidRequest(f"retry_overrides.{key} must be a number.")
+            if not low <= value <= high:
+                raise InvalidRequest(f"retry_overrides.{key} must be within {low}..{high}.")
+    return changes
+
+
+def tenant_limits_update(
+    *,
+    tenant: Tenant,
+    actor: Actor,
+    ip_address: str | None = None,
+    **changes: Any,
+) -> Tenant:
+    """Change any of a tenant's limits (rate, open-intent cap, targets, retry overrides)."""
+    unknown = set(changes) - set(_LIMIT_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"Not a tenant limit: {', '.join(sorted(unknown))}.")
+    changes = _validated_limits(dict(changes))
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = {name: getattr(tenant, name) for name in changes}
+        changed = {name: value for name, value in changes.items() if before[name] != value}
+        if not changed:
+            return tenant
+        for name, value in changed.items():
+            setattr(tenant, name, value)
+        tenant.save(update_fields=sorted(changed))
+        audit_record(
+            actor=actor,
+            action="tenant.limits_updated",
+            object_type="tenant",
+            object_id=tenant.pk,
+            data={
+                "name": tenant.name,
+                "before": {name: before[name] for name in changed},
+                "after": changed,
+            },
+            ip_address=ip_address,
+        )
+    return tenant

@@ -1,0 +1,70 @@
+"""The admin site: django-otp's OTPAdminSite, so no page opens without a verified device.
+
+The login page asks for username, password and one code. A staff user whose password is
+right but who has no confirmed TOTP device is handed to the self-service enrolment
+(``portal.accounts.views.enrol``) instead of being refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import LoginView
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django_otp.admin import OTPAdminSite
+
+from portal.accounts.forms import PortalLoginForm
+from portal.accounts.middleware import SESSION_EXPIRED_FLAG
+
+
+class PortalLoginView(LoginView):
+    def form_invalid(self, form: PortalLoginForm) -> HttpResponse:  # type: ignore[override]
+        if form.enrolment_user is not None:
+            from portal.accounts.views import begin_enrolment
+
+            return begin_enrolment(
+                self.request, form.enrolment_user, next_url=self.get_redirect_url()
+            )
+        return super().form_invalid(form)
+
+
+class PortalAdminSite(OTPAdminSite):
+    site_header = "Submission Portal"
+    site_url = None  # the portal has no public site to link to
+    site_title = "Submission Portal"
+    index_title = "Operations"
+    login_form = PortalLoginForm
+    login_template = "admin/portal_login.html"
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+
+    @method_decorator(never_cache)
+    @login_not_required
+    def login(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method == "GET" and self.has_permission(request):
+            return HttpResponseRedirect(reverse("admin:index", current_app=self.name))
+        context = {
+            **self.each_context(request),
+            "title": "Log in",
+            "subtitle": None,
+            "app_path": request.get_full_path(),
+            "username": request.user.get_username(),
+            "session_expired": request.session.pop(SESSION_EXPIRED_FLAG, False),
+        }
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
+        context.update(extra_context or {})
+        request.current_app = self.name
+        return PortalLoginView.as_view(
+            extra_context=context,
+            authentication_form=self.login_form,
+            template_name=self.login_template,
+        )(request)

@@ -1,0 +1,129 @@
+"""The operations dashboard's content: selectors' numbers turned into rows and charts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from . import charts, selectors
+from .reconciliation import DEFAULT_LOOKBACK
+
+DEFAULT_HOURS = 24
+MAX_HOURS = 7 * 24
+RECONCILE_ROWS = 20
+
+
+def window_hours(raw: str | None) -> int:
+    """``?hours=`` clamped to 1..168; the default is the last 24 hours."""
+    try:
+        hours = int(raw) if raw else DEFAULT_HOURS
+    except ValueError:
+        hours = DEFAULT_HOURS
+    return min(max(hours, 1), MAX_HOURS)
+
+
+def format_seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if math.isinf(value):
+        return f"> {format_seconds(selectors.LATENCY_BOUNDS_S[-1])}"
+    if value < 120:
+        return f"{value:.2f} s" if value < 10 else f"{value:.0f} s"
+    if value < 7200:
+        return f"{value / 60:.1f} min"
+    return f"{value / 3600:.1f} h"
+
+
+def format_share(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def _bucket_labels() -> list[str]:
+    labels = [f"≤{format_seconds(bound).replace(' ', '')}" for bound in selectors.LATENCY_BOUNDS_S]
+    return [*labels, f">{format_seconds(selectors.LATENCY_BOUNDS_S[-1]).replace(' ', '')}"]
+
+
+def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
+    since = now - dt.timedelta(hours=hours)
+    label_every = max(hours // 8, 1)
+    gateways = []
+    for outcomes in selectors.attempt_outcomes_by_gateway(since=since, until=now):
+        labels = [
+            slot.strftime("%H:00") if hours <= 48 else slot.strftime("%d %H:00")
+            for slot in outcomes.hours
+        ]
+        gateways.append(
+            {
+                "name": outcomes.gateway,
+                "total": outcomes.total,
+                "totals": outcomes.totals_by_outcome(),
+                "chart": charts.stacked_bar_chart(
+                    labels=labels,
+                    series=outcomes.counts,
+                    title=f"Attempts per hour through {outcomes.gateway}, by outcome",
+                    label_every=label_every,
+                ),
+                "legend": charts.legend(list(outcomes.counts)),
+            }
+        )
+
+    dead_letters = selectors.dead_letters_by_reason(since=since, until=now)
+    overall, per_target = selectors.acceptance_latency(since=since, until=now)
+    latency_rows = [
+        {
+            "target": s.target_key,
+            "count": s.count,
+            "p50": format_seconds(s.p50_s),
+            "p95": format_seconds(s.p95_s),
+        }
+        for s in [overall, *per_target]
+    ]
+    sla_rows = [
+        {
+            "target": row.target_key,
+            "objective": ", ".join(format_seconds(o) for o in row.objectives_s) or "—",
+            "numerator": row.numerator,
+            "denominator": row.denominator,
+            "share": format_share(row.share),
+            "submitted": row.submitted,
+            "terminal": row.terminal,
+            "cancelled": row.cancelled,
+            "coverage": format_share(row.coverage),
+        }
+        for row in selectors.sla_by_target(since=since, until=now)
+    ]
+    backlog = selectors.backlog(now=now)
+    timed_out = selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)
+    return {
+        "now": now,
+        "hours": hours,
+        "since": since,
+        "backlog": backlog,
+        "oldest_due_age": format_seconds(backlog.oldest_due_age_s),
+        "heartbeats": [
+            {
+                "worker": hb.worker_id,
+                "kind": hb.kind,
+                "age": format_seconds(max((now - hb.seen_at).total_seconds(), 0.0)),
+            }
+            for hb in selectors.heartbeats()[:50]
+        ],
+        "gateways": gateways,
+        "dead_letters": dead_letters,
+        "dead_letter_chart": charts.horizontal_bar_chart(
+            items=dead_letters, title="Dead letters created in the window, by reason"
+        ),
+        "latency_rows": latency_rows,
+        "latency_chart": charts.stacked_bar_chart(
+            labels=_bucket_labels(),
+            series={"accepted": overall.bucket_counts()},
+            title="Submission-to-acceptance latency of accepted intents",
+            label_every=3,
+            height=180,
+        ),
+        "sla_rows": sla_rows,
+        "timed_out_count": timed_out.count(),
+        "timed_out": list(timed_out[:RECONCILE_ROWS]),
+        "reconcile_lookback_days": DEFAULT_LOOKBACK.days,
+    }

@@ -1,0 +1,136 @@
+"""What a /metrics scrape returns.
+
+Counters and histograms (``metrics.py``) are recorded by whichever process did the
+work. With ``PROMETHEUS_MULTIPROC_DIR`` set in the environment of every process (before
+it starts: prometheus-client reads it at import), each process writes its values to
+files in that folder and a scrape sums them, so the web server, the django-q2 workers
+and the dispatcher all count. Without it, the scrape shows this process's registry
+(fine for a single process, wrong for ``make run``).
+
+Backlog gauges are not recorded by anyone: ``DatabaseCollector`` reads them from the
+database at scrape time, so they are right whichever process serves the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from django.db import DatabaseError
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from portal import clock
+
+from . import selectors
+from .logging import get_logger
+
+logger = get_logger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class DatabaseCollector:
+    """Backlog, dead-letter and heartbeat gauges, from a handful of indexed queries."""
+
+    def describe(self) -> list[Metric]:
+        return []  # never query the database at registration
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "portal_database_up", "1 when this scrape could read the database, else 0"
+        )
+        try:
+            now = clock.db_now()
+            backlog = selectors.backlog(now=now)
+            heartbeat_ages = selectors.heartbeat_ages(now=now)
+        except DatabaseError as exc:
+            logger.warning("metrics.database_unavailable", error=str(exc))
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield _gauge(
+            "portal_backlog_due_intents", "Pending intents due now, not yet claimed", backlog.due
+        )
+        yield _gauge(
+            "portal_backlog_scheduled_intents",
+            "Pending intents scheduled for a later attempt",
+            backlog.scheduled,
+        )
+        yield _gauge(
+            "portal_backlog_in_flight_intents", "Intents leased to a worker", backlog.in_flight
+        )
+        yield _gauge(
+            "portal_backlog_expired_leases",
+            "In-flight intents whose lease has expired (the sweeper reclaims them)",
+            backlog.expired_leases,
+        )
+        yield _gauge(
+            "portal_backlog_oldest_due_age_seconds",
+            "Age of the oldest due, unclaimed intent (0 when none): the dispatch lag",
+            backlog.oldest_due_age_s,
+        )
+        yield _gauge(
+            "portal_dead_letters_open",
+            "Dead letters waiting for an operator",
+            backlog.open_dead_letters_total,
+        )
+        by_reason = GaugeMetricFamily(
+            "portal_dead_letters_open_by_reason",
+            "Dead letters waiting for an operator, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(backlog.open_dead_letters.items()):
+            by_reason.add_metric([reason], count)
+        yield by_reason
+        yield _gauge(
+            "portal_replay_requests_pending",
+            "Replay requests waiting for an approver",
+            backlog.pending_replays,
+        )
+        ages = GaugeMetricFamily(
+            "portal_worker_heartbeat_age_seconds",
+            "Seconds since the youngest heartbeat of each kind of process",
+            labels=["kind"],
+        )
+        for kind, age in sorted(heartbeat_ages.items()):
+            ages.add_metric([kind], age)
+        yield ages
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+class _ThisProcess:
+    """The default registry, forwarded, for single-process use."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+
+
+def multiprocess_dir() -> str:
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+def scrape_registry(*, include_database: bool = True) -> CollectorRegistry:
+    """A registry built for one scrape: every process's metrics plus the database's."""
+    registry = CollectorRegistry(auto_describe=False)
+    path = multiprocess_dir()
+    if path:
+        MultiProcessCollector(registry, path=path)
+    else:
+        registry.register(_ThisProcess())
+    if include_database:
+        registry.register(DatabaseCollector())
+    return registry
+
+
+def render_latest() -> bytes:
+    return generate_latest(scrape_registry())

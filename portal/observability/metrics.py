@@ -1,0 +1,48 @@
+"""Prometheus metrics the engine records. Served at /metrics (see views.py).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (``make run`` and production do), every web and
+worker process writes to that folder and a scrape sums them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+INTENTS_CREATED = Counter(
+    "portal_intents_created_total", "Intents accepted by the API", ["tenant", "target"]
+)
+ATTEMPTS = Counter("portal_attempts_total", "Delivery attempts by outcome", ["gateway", "outcome"])
+RETRIES_SCHEDULED = Counter(
+    "portal_retries_scheduled_total", "Attempts that scheduled another", ["gateway"]
+)
+INTENTS_FINISHED = Counter(
+    "portal_intents_finished_total", "Intents that reached a terminal state", ["reason"]
+)
+DEAD_LETTERS = Counter("portal_dead_letters_total", "Dead letters created", ["reason"])
+REPLAYS = Counter("portal_replays_total", "Replay requests by final outcome", ["outcome"])
+LEASES_RECLAIMED = Counter("portal_leases_reclaimed_total", "Expired leases reclaimed")
+ATTEMPT_DURATION = Histogram(
+    "portal_attempt_duration_seconds",
+    "Gateway call duration",
+    ["gateway"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ACCEPTANCE_LATENCY = Histogram(
+    "portal_acceptance_latency_seconds",
+    "Submission to gateway acceptance",
+    ["target"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+DISPATCH_LAG = Histogram(
+    "portal_dispatch_lag_seconds",
+    "Claim time minus next_attempt_at",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+RECONCILED = Counter(
+    "portal_reconciliations_total",
+    "Timed-out intents a gateway status query settled, by result",
+    ["result"],
+)
+RETENTION_PURGED = Counter(
+    "portal_retention_purged_total", "Rows removed by the retention purge", ["kind"]
+)

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from .context import request_id_from_headers, request_id_var
+from .logging import get_logger
+
+logger = get_logger("portal.http")
+
+# Probes and scrapes arrive every few seconds; their access lines are debug-level noise.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestIdMiddleware:
+    """Give every request a correlation id, echo it as ``X-Request-ID``, log one line.
+
+    The id is the client's ``X-Request-ID`` when sane, else the W3C ``traceparent``
+    trace id, else a new one; every log line written while serving the request carries
+    it as ``correlation_id``, and the intent it creates keeps it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from_headers(
+            request.headers.get("X-Request-ID"), request.headers.get("traceparent")
+        )
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            log = logger.debug if request.path in QUIET_PATHS else logger.info
+            # The path only: a query string may carry something that is not ours to log.
+            log(
+                "http.request",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response

@@ -1,0 +1,205 @@
+"""Reconciliation of ambiguous attempts: the last attempt timed out, so the gateway may
+have accepted the message even though we recorded no acceptance.
+
+Every attempt sends the intent's public id as the gateway idempotency key. A gateway
+adapter that can look a message up by that key exposes the optional method::
+
+    async def query_status(self, idempotency_key: str) -> GatewayResult | None
+
+For those gateways ``reconcile --resolve`` asks, and an intent the gateway confirms as
+accepted is recorded as accepted (its open dead letter resolved), with an audit event.
+Adapters without the method (the built-in SMS, push and HTTP adapters today) cannot be
+asked; their intents are listed for an operator to check with the provider by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+
+from django.db import transaction
+
+from deadletters.models import DeadLetter, DeadLetterStatus
+from gateways.base import GatewayResult, Outcome
+from gateways.registry import GatewaySession, UnknownGateway
+from intents.models import (
+    DEAD_LETTER_STATUSES,
+    Attempt,
+    AttemptOutcome,
+    Intent,
+    IntentStatus,
+    ReasonCode,
+)
+from portal import clock
+from portal.audit.services import Actor, audit_record
+
+from . import metrics, selectors
+from .logging import bind_correlation, get_logger
+
+logger = get_logger(__name__)
+
+DEFAULT_LOOKBACK = dt.timedelta(days=7)
+
+# What happened to one listed intent.
+MANUAL_REVIEW = "manual_review"  # the adapter cannot be asked
+QUERYABLE = "queryable"  # the adapter can be asked; run with --resolve
+RESOLVED = "resolved"  # the gateway confirmed acceptance; recorded
+UNCONFIRMED = "unconfirmed"  # the gateway was asked and did not confirm acceptance
+SKIPPED = "skipped"  # the intent changed meanwhile, or a replay holds it
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileItem:
+    intent_id: int
+    public_id: str
+    target_key: str
+    gateway: str
+    status: str
+    last_attempt_at: dt.datetime | None
+    action: str
+    detail: str
+
+
+def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[Intent]:
+    return list(selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)[:limit])
+
+
+def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem]:
+    """List (and with ``resolve``, settle) intents whose last attempt timed out."""
+    now = clock.db_now()
+    candidates = timed_out_candidates(now=now, limit=limit)
+    by_gateway: dict[str, list[Intent]] = defaultdict(list)
+    for intent in candidates:
+        by_gateway[intent.gateway].append(intent)
+    items: list[ReconcileItem] = []
+    for gateway, intents in sorted(by_gateway.items()):
+        listed, results = asyncio.run(_ask_gateway(gateway, intents, resolve=resolve))
+        if listed is not None:
+            items.extend(listed)
+        else:  # database writes stay out of the event loop
+            items.extend(_settle(i, r) for i, r in zip(intents, results, strict=True))
+    return items
+
+
+def _item(intent: Intent, action: str, detail: str) -> ReconcileItem:
+    return ReconcileItem(
+        intent_id=intent.id,
+        public_id=str(intent.public_id),
+        target_key=intent.target_key,
+        gateway=intent.gateway,
+        status=intent.status,
+        last_attempt_at=intent.last_attempt_at,
+        action=action,
+        detail=detail,
+    )
+
+
+async def _ask_gateway(
+    gateway: str, intents: list[Intent], *, resolve: bool
+) -> tuple[list[ReconcileItem] | None, list[GatewayResult | BaseException | None]]:
+    """Either the items as listed (nothing to ask), or the gateway's answer per intent."""
+    async with GatewaySession() as session:
+        try:
+            adapter = session.get(gateway)
+        except UnknownGateway as exc:
+            return [_item(i, MANUAL_REVIEW, str(exc)) for i in intents], []
+        query_status = getattr(adapter, "query_status", None)
+        if not callable(query_status):
+            detail = (
+                f"the {gateway!r} adapter ({type(adapter).__name__}) cannot query status by "
+                "idempotency key: check the provider's records for this idempotency key "
+                "(the intent id) by hand"
+            )
+            return [_item(i, MANUAL_REVIEW, detail) for i in intents], []
+        if not resolve:
+            detail = "the gateway can be asked: run with --resolve"
+            return [_item(i, QUERYABLE, detail) for i in intents], []
+        results = await asyncio.gather(
+            *(query_status(str(i.public_id)) for i in intents), return_exceptions=True
+        )
+    return None, list(results)
+
+
+def _settle(intent: Intent, result: GatewayResult | BaseException | None) -> ReconcileItem:
+    with bind_correlation(intent.correlation_id, intent_id=str(intent.public_id)):
+        if isinstance(result, BaseException):
+            metrics.RECONCILED.labels(result="error").inc()
+            logger.warning("intent.reconcile_failed", error=f"{type(result).__name__}: {result}")
+            return _item(intent, UNCONFIRMED, f"status query failed: {type(result).__name__}")
+        if result is None or result.outcome != Outcome.ACCEPTED:
+            metrics.RECONCILED.labels(result="unconfirmed").inc()
+            said = "has no record of it" if result is None else f"reports {result.outcome}"
+            return _item(intent, UNCONFIRMED, f"the gateway {said}; left as it is")
+        action, detail = intent_reconcile_accepted(
+            intent_id=intent.id, gateway_message_id=result.message_id
+        )
+        return _item(intent, action, detail)
+
+
+def intent_reconcile_accepted(*, intent_id: int, gateway_message_id: str) -> tuple[str, str]:
+    """Record a gateway-confirmed acceptance of an intent whose last attempt timed out.
+
+    Re-checks everything under the row lock: the intent must still be retrying or
+    dead-lettered, its last attempt must still be the timeout, and no replay may hold
+    its dead letter. Returns (action, detail).
+    """
+    with transaction.atomic():
+        now = clock.db_now()
+        intent = Intent.objects.select_for_update().get(pk=intent_id)
+        previous = intent.status
+        if previous != IntentStatus.PENDING and previous not in DEAD_LETTER_STATUSES:
+            return SKIPPED, f"the intent is {previous} now"
+        last = Attempt.objects.filter(intent=intent).order_by("-number").first()
+        if last is None or last.outcome != AttemptOutcome.TIMEOUT:
+            return SKIPPED, "a later attempt ran meanwhile"
+        dead_letters = DeadLetter.objects.filter(intent=intent, generation=intent.generation)
+        if dead_letters.filter(status=DeadLetterStatus.REPLAY_PENDING).exists():
+            return SKIPPED, "a replay request holds its dead letter; decide that first"
+        intent.status = IntentStatus.ACCEPTED
+        intent.reason_code = ReasonCode.GATEWAY_ACCEPTED
+        intent.gateway_message_id = gateway_message_id[:128]
+        intent.finished_at = now
+        intent.next_attempt_at = None
+        intent.lease_owner = ""
+        intent.lease_expires_at = None
+        intent.updated_at = now
+        intent.save(
+            update_fields=[
+                "status",
+                "reason_code",
+                "gateway_message_id",
+                "finished_at",
+                "next_attempt_at",
+                "lease_owner",
+                "lease_expires_at",
+                "updated_at",
+            ]
+        )
+        resolved = dead_letters.filter(status=DeadLetterStatus.OPEN).update(
+            status=DeadLetterStatus.RESOLVED, updated_at=now
+        )
+        audit_record(
+            actor=Actor.system("reconcile"),
+            action="intent.reconciled",
+            object_type="intent",
+            object_id=str(intent.public_id),
+            data={
+                "previous_status": previous,
+                "gateway_message_id": intent.gateway_message_id,
+                "dead_letters_resolved": resolved,
+            },
+        )
+
+        def count() -> None:
+            metrics.RECONCILED.labels(result="accepted").inc()
+            if previous == IntentStatus.PENDING:  # it had not been counted as finished yet
+                metrics.INTENTS_FINISHED.labels(reason=ReasonCode.GATEWAY_ACCEPTED).inc()
+
+        transaction.on_commit(count)
+    logger.info("intent.reconciled", previous_status=previous, dead_letters_resolved=resolved)
+    detail = f"the gateway confirmed acceptance; was {previous}"
+    if resolved:
+        detail += f", {resolved} dead letter(s) resolved"
+    return RESOLVED, detail

@@ -1,0 +1,22 @@
+"""django-q2 entry points of the operations app; thin, each calls one service."""
+
+from __future__ import annotations
+
+import os
+
+from .retention import retention_purge
+from .services import KIND_WORKER, heartbeat, process_worker_id
+
+# One scheduled run deletes at most this many batches, so it ends well inside the
+# django-q2 task timeout; the next hourly run carries on where it stopped.
+SCHEDULED_MAX_BATCHES = 100
+
+
+def purge_retention() -> dict[str, int]:
+    report = retention_purge(max_batches=SCHEDULED_MAX_BATCHES)
+    return {**report.counts(), "complete": int(report.complete)}
+
+
+def worker_heartbeat() -> None:
+    """Run by a cluster worker: proves the cluster takes tasks off its queue."""
+    heartbeat(worker_id=process_worker_id(KIND_WORKER), kind=KIND_WORKER, info={"pid": os.getpid()})

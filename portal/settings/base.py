@@ -1,0 +1,291 @@
+"""Settings shared by every environment.
+
+One ``environ.Env`` reads the process environment and an optional ``.env`` in the
+checkout; every secret can also come from ``<NAME>_FILE`` (see ``env_secret``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_secret(name: str, default: str | None = None) -> str | None:
+    """Read ``NAME`` or, when ``NAME_FILE`` is set, the first line of that file."""
+    file_path = env.str(f"{name}_FILE", default="")
+    if file_path:
+        return Path(file_path).read_text(encoding="utf-8").strip()
+    return env.str(name, default=default)
+
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env_secret("SECRET_KEY")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+AUDIT_HMAC_KEY = env_secret("AUDIT_HMAC_KEY")
+
+INSTALLED_APPS = [
+    "portal.apps.PortalAdminConfig",  # OTPAdminSite as the default admin site
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_api_key",  # its AbstractAPIKey base; the app itself must be installed
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
+    "portal.accounts",
+    "portal.audit",
+    "portal.observability",
+    "gateways",
+    "intents",
+    "deadletters",
+]
+
+MIDDLEWARE = [
+    "portal.observability.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.SessionTimeoutMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+            ],
+        },
+    },
+]
+
+
+def database_from_env(url: str) -> dict:
+    """Parse ``DATABASE_URL`` and add each vendor's concurrency settings.
+
+    SQLite is the embedded default and must survive the web server, the dispatcher
+    and the workers writing at once: WAL lets readers run beside the writer, the busy
+    timeout makes writers queue instead of failing, and IMMEDIATE transactions take
+    the write lock at BEGIN so two writers never deadlock upgrading a read lock.
+    """
+    db = env.db_url_config(url)
+    engine = db["ENGINE"]
+    options = db.setdefault("OPTIONS", {})
+    if engine == "django.db.backends.sqlite3":
+        options.setdefault("timeout", 30)
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault(
+            "init_command",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        )
+    elif engine == "django.db.backends.postgresql":
+        db.setdefault("CONN_MAX_AGE", 60)
+        db.setdefault("CONN_HEALTH_CHECKS", True)
+    elif engine in {"mssql", "sql_server.pyodbc"}:
+        db["ENGINE"] = "mssql"
+        db.setdefault("CONN_MAX_AGE", 60)
+        db.setdefault("CONN_HEALTH_CHECKS", True)
+        options.setdefault("python_driver", "mssql_python")
+    return db
+
+
+DATABASES = {
+    "default": database_from_env(
+        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LOGIN_URL = "admin:login"
+
+# --- Sessions and cookies: an idle timeout (cookie age, refreshed on every request)
+# and an absolute one enforced by SessionTimeoutMiddleware.
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT_S", default=60 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_ABSOLUTE_TIMEOUT_S = env.int("SESSION_ABSOLUTE_TIMEOUT_S", default=8 * 60 * 60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# --- django-otp and django-axes
+OTP_TOTP_ISSUER = "Submission Portal"
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+OTP_TOTP_THROTTLE_FACTOR = 1
+STEP_UP_MAX_AGE_S = env.int("STEP_UP_MAX_AGE_S", default=300)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours; never permanent
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # says when the cool-off ends
+AXES_VERBOSE = False
+
+# --- REST API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "portal.api.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Submission Portal API",
+    "DESCRIPTION": "Submit durable delivery intents and follow them to a terminal state.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES * 2, 2_621_440)
+
+# --- Delivery engine
+TARGETS_DIR = env.path("TARGETS_DIR", default=BASE_DIR / "conf" / "targets")
+GATEWAY_SMS_URL = env.str("GATEWAY_SMS_URL", default="http://127.0.0.1:8025/sms")
+GATEWAY_PUSH_URL = env.str("GATEWAY_PUSH_URL", default="http://127.0.0.1:8025/push")
+GATEWAY_HTTP_URL = env.str("GATEWAY_HTTP_URL", default="http://127.0.0.1:8025/http")
+GATEWAY_ALLOWED_HOSTS = env.list("GATEWAY_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# gateway name -> adapter class; the bench swaps in an in-process gateway here.
+GATEWAY_ADAPTERS = {
+    "sms": "gateways.adapters.sms.SmsGateway",
+    "push": "gateways.adapters.push.PushGateway",
+    "http": "gateways.adapters.http.HttpGateway",
+}
+DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
+DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
+DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)
+LEASE_MARGIN_S = env.float("LEASE_MARGIN_S", default=30.0)
+SWEEP_INTERVAL_S = env.float("SWEEP_INTERVAL_S", default=5.0)
+REPLAY_REQUEST_TTL_S = env.int("REPLAY_REQUEST_TTL_S", default=24 * 60 * 60)
+REPLAY_MAX_ITEMS = env.int("REPLAY_MAX_ITEMS", default=5000)  # dead letters per request
+REPLAY_PLAN_SAMPLE_SIZE = 20
+EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", default=10 * 1024 * 1024)
+DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=90)
+RETENTION_INTENT_DAYS = env.int("RETENTION_INTENT_DAYS", default=30)
+# Bounds a tenant's retry-policy override may not leave.
+TENANT_RETRY_BOUNDS = {"max_attempts": (1, 20), "max_delay_s": (0.1, 3600.0)}
+DEFAULT_TENANT_RATE_PER_MINUTE = env.int("DEFAULT_TENANT_RATE_PER_MINUTE", default=6000)
+DEFAULT_TENANT_MAX_OPEN_INTENTS = env.int("DEFAULT_TENANT_MAX_OPEN_INTENTS", default=100_000)
+
+# --- django-q2: its timeout must stay below retry, or a slow batch is handed out twice.
+Q_CLUSTER = {
+    "name": "portal",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT_S", default=120),
+    "retry": env.int("Q_RETRY_S", default=180),
+    "max_attempts": 2,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": env.int("Q_SAVE_LIMIT", default=-1),  # attempt rows are the history
+    "poll": env.float("Q_POLL_S", default=0.05),
+    "bulk": 10,
+    "label": "Task queue",
+}
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:  # a Redis broker for scale-out beyond one database's polling rate
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = REDIS_URL
+
+# --- Observability
+METRICS_TOKEN = env_secret("METRICS_TOKEN", default="")
+READINESS_MAX_DISPATCH_LAG_S = env.float("READINESS_MAX_DISPATCH_LAG_S", default=60.0)
+READINESS_MAX_HEARTBEAT_AGE_S = env.float("READINESS_MAX_HEARTBEAT_AGE_S", default=60.0)
+# /readyz wants a fresh heartbeat of each kind (see portal/observability/services.py).
+READINESS_HEARTBEAT_KINDS = env.list("READINESS_HEARTBEAT_KINDS", default=["dispatcher", "worker"])
+# Multi-process metrics: PROMETHEUS_MULTIPROC_DIR must be in the environment of every
+# process before it starts (prometheus-client reads it at import); see docs/architecture.md.
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_JSON = env.bool("LOG_JSON", default=True)
+# Extra key names blanked in every log line, on top of secret-looking ones and the
+# target contract's sensitive_fields.
+LOG_REDACT_FIELDS = env.list("LOG_REDACT_FIELDS", default=[])
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    # JSON lines when LOG_JSON, else readable console lines; both redacted.
+    "formatters": {"structured": {"()": "portal.observability.logging.StructuredFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "django-q": {"level": "WARNING"},
+    },
+}

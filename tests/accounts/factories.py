@@ -1,0 +1,73 @@
+"""Staff users with roles and TOTP devices, for any test area (admin screens, services).
+
+from tests.accounts.factories import create_staff_user, totp_code, verified_login
+user, device = create_staff_user("olga", roles=["operators"])
+verified_login(client, user, device)     # a test client past password and OTP
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.accounts.models import StaffProfile
+from portal.accounts.roles import ALL_ROLES
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def create_staff_user(
+    username: str,
+    *,
+    roles: Iterable[str] = (),
+    with_totp: bool = True,
+    password: str = PASSWORD,
+    superuser: bool = False,
+    tenants: Iterable[Any] = (),
+) -> tuple[Any, TOTPDevice | None]:
+    """An active staff user in ``roles`` with (by default) a confirmed TOTP device."""
+    user = get_user_model().objects.create_user(
+        username=username,
+        password=password,
+        is_staff=True,
+        is_superuser=superuser,
+        email=f"{username}@example.com",
+    )
+    for role in roles:
+        if role not in ALL_ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        # get_or_create: transactional tests flush the groups the migration made.
+        group, _ = Group.objects.get_or_create(name=role)
+        user.groups.add(group)
+    tenants = list(tenants)
+    if tenants:
+        profile, _ = StaffProfile.objects.get_or_create(user=user)
+        profile.tenants.set(tenants)
+    device = None
+    if with_totp:
+        device = TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=True)
+    return user, device
+
+
+def totp_code(device: TOTPDevice, *, at: float | None = None, steps_ahead: int = 0) -> str:
+    """The code ``device`` accepts at time ``at`` (now by default), zero-padded."""
+    device.refresh_from_db()
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    totp.time = (time.time() if at is None else at) + steps_ahead * device.step
+    return f"{totp.token():0{device.digits}d}"
+
+
+def verified_login(client: Client, user: Any, device: Any) -> None:
+    """Log ``client`` in as ``user`` verified by ``device``, skipping the login form."""
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()

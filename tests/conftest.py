@@ -1,0 +1,49 @@
+"""Fixtures shared by every test area. Area-specific ones live in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from portal import clock
+
+FIXTURE_TARGETS = Path(__file__).parent / "fixtures" / "targets"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("MSSQL_PARITY") == "1":
+        from portal.mssql_parity import install_parity_flags
+
+        install_parity_flags()
+
+
+@pytest.fixture
+def frozen_clock():
+    """The engine's clock, frozen; ``frozen_clock.advance(s)`` moves it. Never sleep."""
+    with clock.override(dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def tenant(db):
+    from portal.accounts.models import Tenant
+
+    return Tenant.objects.create(name="acme")
+
+
+@pytest.fixture
+def other_tenant(db):
+    from portal.accounts.models import Tenant
+
+    return Tenant.objects.create(name="globex")
+
+
+@pytest.fixture
+def targets(db):
+    """The fixture registry (tests/fixtures/targets) loaded through sync_targets' service."""
+    from intents.registry import registry_sync
+
+    registry_sync(directory=FIXTURE_TARGETS, actor_label="tests")

@@ -1,0 +1,60 @@
+"""Fixtures for the gateway tests: a real simulator on a free port, settings aimed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gateways.base import GatewayMessage
+from gateways.simulator import SimulatorServer, start_simulator_in_thread
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatorServer]:
+    server, _ = start_simulator_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def simulator_settings(settings, simulator: SimulatorServer):
+    """Every gateway URL pointed at the test simulator."""
+    settings.GATEWAY_SMS_URL = f"{simulator.base_url}/sms"
+    settings.GATEWAY_PUSH_URL = f"{simulator.base_url}/push"
+    settings.GATEWAY_HTTP_URL = f"{simulator.base_url}/http"
+    settings.GATEWAY_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    return settings
+
+
+@pytest.fixture
+def make_message() -> Callable[..., GatewayMessage]:
+    counter = iter(range(1, 1_000_000))
+
+    def make(payload: dict | None = None, *, key: str | None = None) -> GatewayMessage:
+        n = next(counter)
+        return GatewayMessage(
+            idempotency_key=key or f"intent-{n}",
+            correlation_id=f"corr-{n}",
+            payload=payload if payload is not None else {"to": "+15550100001", "text": "hi"},
+        )
+
+    return make
+
+
+class Recorder:
+    """An httpx.MockTransport handler that records requests and answers as told."""
+
+    def __init__(self, response: httpx.Response | Callable[[httpx.Request], httpx.Response]):
+        self.response = response
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if callable(self.response):
+            return self.response(request)
+        return self.response
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self))
