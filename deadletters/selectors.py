@@ -331,3 +331,12 @@ def assignable_users() -> QuerySet[Any]:
         .distinct()
         .order_by("username")
     )
+
+
+def replay_requests_with_item_counts(*, user: Any) -> QuerySet[ReplayRequest]:
+    """The replay requests ``user`` may see, for a list: people joined, items counted."""
+    return (
+        replay_requests_visible_to(user)
+        .select_related("requested_by", "decided_by")
+        .annotate(item_count=Count("items"))
+    )

@@ -37,7 +37,7 @@ from portal.accounts.roles import (
 from portal.accounts.stepup import verify_step_up
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, PermissionDenied
-from portal.observability.metrics import DEAD_LETTERS
+from portal.observability.metrics import DEAD_LETTERS, REPLAYS
 
 from . import selectors
 from .errors import (
@@ -45,6 +45,7 @@ from .errors import (
     InvalidTransition,
     NothingToReplay,
     ReplayRequestExpired,
+    ReplayRequestNotFound,
     SelfApprovalRefused,
 )
 from .evidence_files import check_upload
@@ -491,6 +492,18 @@ def _check_decider(*, request: ReplayRequest, approver: Any, now: dt.datetime) -
             ) from None
 
 
+def _precheck_decider(*, request: ReplayRequest, approver: Any) -> None:
+    """Refuse before the step-up code is spent, against the request's current state.
+
+    The caller's object may be stale (a page loaded before someone else decided): checking
+    it would spend the approver's code on a decision that the locked re-check then refuses.
+    """
+    current = ReplayRequest.objects.filter(pk=request.pk).first()
+    if current is None:
+        raise ReplayRequestNotFound(f"No replay request {request.public_id}.")
+    _check_decider(request=current, approver=approver, now=clock.now())
+
+
 def _lock_pending(*, request: ReplayRequest, approver: Any, now: dt.datetime) -> ReplayRequest:
     locked = ReplayRequest.objects.select_for_update().get(pk=request.pk)
     _check_decider(request=locked, approver=approver, now=now)
@@ -508,7 +521,7 @@ def replay_request_approve(
 
     On commit the execution task is queued; it re-opens every intent of the request.
     """
-    _check_decider(request=request, approver=approver, now=clock.now())
+    _precheck_decider(request=request, approver=approver)
     verify_step_up(user=approver, token=otp_token, ip_address=ip_address)
     with transaction.atomic():
         now = clock.now()
@@ -540,7 +553,7 @@ def replay_request_reject(
 ) -> ReplayRequest:
     """Refuse a request (same four-eyes and step-up rules); its dead letters re-open."""
     text = _require_text(reason, name="reason for the rejection", max_chars=MAX_REASON_CHARS)
-    _check_decider(request=request, approver=approver, now=clock.now())
+    _precheck_decider(request=request, approver=approver)
     verify_step_up(user=approver, token=otp_token, ip_address=ip_address)
     with transaction.atomic():
         now = clock.now()
@@ -567,6 +580,7 @@ def replay_request_reject(
             },
             ip_address=ip_address,
         )
+        transaction.on_commit(lambda: REPLAYS.labels(outcome=ReplayStatus.REJECTED).inc())
     return locked
 
 
@@ -604,6 +618,7 @@ def replay_requests_expire(*, now: dt.datetime | None = None) -> int:
                     "dead_letters_reopened": released,
                 },
             )
+            transaction.on_commit(lambda: REPLAYS.labels(outcome=ReplayStatus.EXPIRED).inc())
             expired += 1
     return expired
 
@@ -651,6 +666,7 @@ def replay_execute(*, request_id: int) -> ReplayRequest:
                 "approved_by": request.decided_by.get_username() if request.decided_by else None,
             },
         )
+        transaction.on_commit(lambda: REPLAYS.labels(outcome=ReplayStatus.DONE).inc())
     return request
 
 

@@ -27,6 +27,7 @@ from portal.api.views import ApiView
 from portal.errors import InvalidRequest
 
 from .models import Intent, IntentStatus
+from .registry import KEY_PATTERN
 from .selectors import (
     attempts_for_intent,
     intent_get_for_tenant,
@@ -216,7 +217,7 @@ class IntentListApi(ApiView):
             OpenApiParameter("status", str, enum=IntentStatus.values),
             OpenApiParameter(
                 "target",
-                {"type": "string", "minLength": 1, "maxLength": 100},
+                {"type": "string", "pattern": KEY_PATTERN.pattern, "maxLength": 100},
                 description="Target key, e.g. `sms.otp`.",
             ),
             OpenApiParameter(

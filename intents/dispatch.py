@@ -20,7 +20,8 @@ from django.db import close_old_connections, transaction
 
 from portal import clock
 from portal.accounts.models import Tenant
-from portal.observability import metrics
+from portal.observability import lifecycle, metrics
+from portal.observability.services import dispatcher_tick
 
 from .execution import execute_batch, sweep_expired_leases
 from .models import Intent, IntentStatus
@@ -78,6 +79,7 @@ def claim_batch(
             return None
     for intent in claimed:
         metrics.DISPATCH_LAG.observe(max((now - intent.next_attempt_at).total_seconds(), 0.0))
+    lifecycle.claimed(claimed, lease_token=token, now=now)
     return ClaimedBatch(lease_token=token, intent_ids=[i.id for i in claimed], claimed_at=now)
 
 
@@ -191,6 +193,8 @@ class Dispatcher:
         logger.info("dispatcher %s started (batch %s)", self.worker_id, self.batch_size)
         while not self.stop_event.is_set():
             try:
+                # Throttled: a heartbeat (for /readyz) and a ping the workers answer.
+                dispatcher_tick(worker_id=self.worker_id, info={"batch_size": self.batch_size})
                 claimed = self.step()
             except Exception:
                 logger.exception("dispatcher step failed; retrying")

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import logging
 import time
 from collections.abc import Iterable
 
@@ -21,14 +20,12 @@ from django.db import transaction
 from gateways.base import GatewayMessage, GatewayResult, Outcome
 from gateways.registry import GatewaySession
 from portal import clock
-from portal.observability import metrics
+from portal.observability import lifecycle, metrics
 
 from .models import Attempt, AttemptOutcome, Intent, IntentStatus, ReasonCode
 from .retry import Decision, RetryPolicy, decide_after_attempt
 from .selectors import expired_leases
 from .signals import intents_dead_lettered
-
-logger = logging.getLogger("intents.execution")
 
 EXECUTION_FIELDS = (
     "id",
@@ -78,16 +75,21 @@ async def _send_one(
 ) -> tuple[GatewayResult, dt.datetime, dt.datetime, int]:
     started = clock.now()
     t0 = time.perf_counter()
-    try:
-        gateway = session.get(intent.contract["gateway"])
-        message = GatewayMessage(
-            idempotency_key=str(intent.public_id),
-            correlation_id=intent.correlation_id or str(intent.public_id),
-            payload=json.loads(bytes(intent.payload)),
-        )
-        result = await gateway.send(message, timeout_s=timeout_s)
-    except Exception as exc:  # our own fault: a bad adapter or configuration
-        result = GatewayResult(Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200])
+    gateway_name = intent.contract["gateway"]
+    with lifecycle.attempt(intent, gateway=gateway_name, timeout_s=timeout_s) as logged:
+        try:
+            gateway = session.get(gateway_name)
+            message = GatewayMessage(
+                idempotency_key=str(intent.public_id),
+                correlation_id=lifecycle.correlation_id_of(intent),
+                payload=json.loads(bytes(intent.payload)),
+            )
+            result = await gateway.send(message, timeout_s=timeout_s)
+        except Exception as exc:  # our own fault: a bad adapter or configuration
+            result = GatewayResult(
+                Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200]
+            )
+        logged.result = result
     elapsed = time.perf_counter() - t0
     return result, started, started + dt.timedelta(seconds=elapsed), int(elapsed * 1000)
 
@@ -205,17 +207,19 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
         for report in reports:
             intent = locked.get(report.intent_id)
             if intent is None:  # the lease was reclaimed meanwhile: this answer is late
-                logger.warning("late result ignored for intent id %s", report.intent_id)
+                lifecycle.late_result_ignored(report.intent_id)
                 continue
             if report.result is None:
                 _apply(intent, report.outcome_without_attempt, now=now)
                 changed.append(intent)
+                lifecycle.recorded_on_commit(intent, outcome=None)
                 continue
             result = report.result
             intent.attempts_count += 1
             decision = _decide(intent, result.outcome.value, now, result.retry_after_s)
             _apply(intent, decision, now=now, message_id=result.message_id)
             changed.append(intent)
+            lifecycle.recorded_on_commit(intent, outcome=result.outcome.value)
             attempts.append(
                 Attempt(
                     intent_id=intent.id,
@@ -247,6 +251,7 @@ def sweep_expired_leases(*, limit: int = 500) -> int:
             decision = _decide(intent, AttemptOutcome.LEASE_LOST, now, None)
             _apply(intent, decision, now=now)
             changed.append(intent)
+            lifecycle.recorded_on_commit(intent, outcome=AttemptOutcome.LEASE_LOST)
             attempts.append(
                 Attempt(
                     intent_id=intent.id,

@@ -306,12 +306,12 @@ def _validator_for(checksum: str, schema_json: str) -> jsonschema.Draft202012Val
 
 
 def payload_errors(contract: dict[str, Any], checksum: str, payload: Any) -> list[dict[str, str]]:
-    """JSON-pointer + message for every way ``payload`` breaks the contract's schema."""
+    """RFC 6901 pointer (into ``payload``) + message for every way it breaks the schema."""
     validator = _validator_for(checksum, canonical_json(contract["schema"]))
     errors = []
     for error in sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path)):
         pointer = "".join(
             "/" + str(part).replace("~", "~0").replace("/", "~1") for part in error.absolute_path
         )
-        errors.append({"pointer": pointer or "/", "message": error.message})
+        errors.append({"pointer": pointer, "message": error.message})  # "" is the payload itself
     return errors

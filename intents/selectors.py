@@ -12,7 +12,8 @@ from portal.accounts.models import Tenant
 from .errors import IntentNotFound
 from .models import Attempt, Intent, IntentStatus, Target
 
-CLAIM_FIELDS = ("id", "next_attempt_at", "attempt_timeout_s")
+# public_id and correlation_id: for the ``intent.claimed`` log line.
+CLAIM_FIELDS = ("id", "public_id", "correlation_id", "next_attempt_at", "attempt_timeout_s")
 
 
 def due_intents_for_claim(*, tenant_id: int, now: dt.datetime, limit: int) -> QuerySet[Intent]:
@@ -99,3 +100,30 @@ def targets_for_tenant(*, tenant: Tenant) -> list[Target]:
         for t in targets.select_related("current_revision").order_by("key")
         if tenant.may_use_target(t.key)
     ]
+
+
+MASKED = "••• masked •••"
+
+
+def _mask(value: object, names: frozenset[str]) -> object:
+    if isinstance(value, dict):
+        return {key: MASKED if key in names else _mask(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask(item, names) for item in value]
+    return value
+
+
+def intent_payload_masked(*, intent: Intent) -> object:
+    """The payload for staff screens: the contract's ``sensitive_fields`` masked at any depth.
+
+    The names come from the intent's frozen contract snapshot, so a later registry
+    change cannot unmask an old payload. A payload that is not JSON is never shown.
+    """
+    import json
+
+    names = frozenset(str(name) for name in (intent.contract or {}).get("sensitive_fields", []))
+    try:
+        payload = json.loads(bytes(intent.payload).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return MASKED
+    return _mask(payload, names)

@@ -19,9 +19,14 @@ from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 from portal.api.schema import ClosedSerializer
 
 from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
-from .registry import VERSION_PATTERN
+from .registry import KEY_PATTERN, VERSION_PATTERN
 
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+# What can never be a registry key is a malformed field (400); a well-formed key the
+# registry does not hold is 422 target_unknown.
+TARGET_KEY_VALIDATOR = RegexValidator(
+    KEY_PATTERN, "Must be a target key: lowercase letters, digits, '.', '_' and '-'."
+)
 
 
 class StrictCharField(serializers.CharField):
@@ -64,10 +69,25 @@ class BlankAsNullCharField(serializers.CharField):
         return value or None
 
 
+def json_holds_nul(value: Any) -> bool:
+    """True when a key or string anywhere in ``value`` (parsed JSON) holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(json_holds_nul(key) or json_holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(json_holds_nul(item) for item in value)
+    return False
+
+
 class IntentCreateInputSerializer(ClosedSerializer):
     """Body of ``POST /intents``. Unknown fields are refused."""
 
-    target = StrictCharField(max_length=100, help_text="Target key, e.g. `sms.otp`.")
+    target = StrictCharField(
+        max_length=100,
+        validators=[TARGET_KEY_VALIDATOR],
+        help_text="Target key, e.g. `sms.otp` (see `GET /targets`).",
+    )
     contract_version = StrictCharField(
         required=False,
         allow_null=True,
@@ -89,11 +109,22 @@ class IntentCreateInputSerializer(ClosedSerializer):
         help_text="Shortens the target's acceptance deadline (never lengthens it).",
     )
     metadata = JsonObjectField(
-        required=False, help_text="Free-form JSON object, returned as given."
+        required=False,
+        help_text=(
+            "Free-form JSON object, returned as given. No key or string in it may hold "
+            "U+0000 (400 `invalid_request`)."
+        ),
     )
 
     class Meta:
         ref_name = "IntentCreate"
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        # Stored as JSON, and PostgreSQL's jsonb refuses U+0000 in any key or string.
+        # (The payload is stored as bytes, so it may hold one.)
+        if json_holds_nul(value):
+            raise serializers.ValidationError("May not contain the character U+0000.")
+        return value
 
 
 class IntentOutputSerializer(serializers.Serializer):
@@ -193,7 +224,9 @@ class IntentListFilterSerializer(serializers.Serializer):
     """Query parameters of ``GET /intents``; a bad value is 400 ``invalid_request``."""
 
     status = serializers.ChoiceField(choices=IntentStatus.choices, required=False)
-    target = serializers.CharField(required=False, max_length=100)
+    target = serializers.CharField(
+        required=False, max_length=100, validators=[TARGET_KEY_VALIDATOR]
+    )
     created_after = serializers.CharField(required=False)
     created_before = serializers.CharField(required=False)
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from portal import clock
 from portal.accounts.models import Tenant
 from portal.errors import InvalidRequest
+from portal.observability import lifecycle
 from portal.observability.metrics import INTENTS_CREATED
 
 from .errors import (
@@ -152,7 +153,11 @@ def intent_submit(
         tenant=tenant, target_key=target_key, contract_version=contract_version
     )
     revision = target.current_revision
-    errors = payload_errors(revision.contract, revision.checksum, payload)
+    # Pointers into the request body, like every other 4xx's `errors`.
+    errors = [
+        {**error, "pointer": "/payload" + error["pointer"]}
+        for error in payload_errors(revision.contract, revision.checksum, payload)
+    ]
     if errors:
         raise PayloadInvalid("The payload does not match the target's schema.", errors=errors)
     contract = effective_contract(revision.contract, tenant)
@@ -201,6 +206,7 @@ def intent_submit(
             raise
         return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
     INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
+    lifecycle.submitted(intent)
     return SubmitResult(intent=intent, created=True)
 
 
@@ -229,6 +235,7 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
                 "updated_at",
             ]
         )
+    lifecycle.cancel_recorded(intent)
     return intent
 
 

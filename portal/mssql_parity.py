@@ -6,8 +6,11 @@ behaviour-changing feature flags onto every configured connection, so a use of a
 missing feature fails in the test suite instead of in production:
 
 * where Django itself consults the flag (``bulk_create(ignore_conflicts=…)``,
-  ``update_conflicts``, JSON ``__contains``, ``select_for_update(of=…/no_key=…)``,
-  window frame exclusion, compound slicing), it raises ``NotSupportedError``;
+  ``update_conflicts``, ``select_for_update(of=…/no_key=…)``, window frame
+  exclusion, compound slicing), it raises ``NotSupportedError``;
+* where PostgreSQL's own compilation skips the flag (JSON ``__contains`` /
+  ``__contained_by`` compile to ``@>`` / ``<@`` in ``as_postgresql``; ``JSONObject``),
+  a guard on that method raises;
 * where Django silently degrades instead (expression indexes, deferrable and
   ``nulls_distinct`` unique constraints are skipped by the schema editor;
   ``bulk_create`` leaves primary keys unset), the schema-editor, operations and
@@ -32,6 +35,7 @@ from typing import Any
 from django.db import NotSupportedError, connections
 from django.db.backends.signals import connection_created
 from django.db.models import Field, Index, JSONField, Model, Q, UniqueConstraint
+from django.db.models.fields.json import ContainedBy, DataContains
 from django.db.models.functions import JSONObject
 
 # Flags imposed from mssql-django's DatabaseFeatures (their values are read from it,
@@ -41,7 +45,7 @@ IMPOSED_FLAGS: tuple[str, ...] = (
     "supports_update_conflicts",  # bulk_create(update_conflicts=True) raises
     "supports_update_conflicts_with_target",  # ... with unique_fields raises
     "can_return_rows_from_bulk_insert",  # bulk_create leaves pk None on the objects
-    "supports_json_field_contains",  # JSONField __contains / __contained_by raise
+    "supports_json_field_contains",  # JSONField __contains / __contained_by: guarded
     "has_select_for_update_of",  # select_for_update(of=...) raises
     "has_select_for_no_key_update",  # select_for_update(no_key=True) raises
     "can_distinct_on_fields",  # distinct("field"): guarded in the operations class
@@ -302,6 +306,21 @@ def _refuse_pyformat(
     return execute(sql, params, many, ctx)
 
 
+def _json_contains_guard(original: Callable[..., Any]) -> Callable[..., Any]:
+    """PostgreSQL compiles ``__contains`` / ``__contained_by`` on a JSONField as ``@>`` /
+    ``<@`` through ``as_postgresql``, which never consults the feature flag."""
+
+    def as_postgresql(self: Any, compiler: Any, connection: Any) -> Any:
+        if not connection.features.supports_json_field_contains:
+            raise NotSupportedError(
+                f"{self.lookup_name} lookup on a JSONField is not supported by SQL Server's "
+                "backend (mssql-django)"
+            )
+        return original(self, compiler, connection)
+
+    return as_postgresql
+
+
 def _json_object_guard(original: Callable[..., Any]) -> Callable[..., Any]:
     def as_postgresql(self: Any, compiler: Any, connection: Any, **extra: Any) -> Any:
         if not connection.features.has_json_object_function:
@@ -369,6 +388,8 @@ def install_parity_flags() -> Callable[[], None]:
                     install.swap(cls, name, guard)
         install.guard_cursors(connection=wrapper)
         install.undo.append(functools.partial(install.unguard_cursors, wrapper))
+    for lookup in (DataContains, ContainedBy):
+        install.swap(lookup, "as_postgresql", _json_contains_guard(lookup.as_postgresql))
     if "as_postgresql" in JSONObject.__dict__:
         install.swap(JSONObject, "as_postgresql", _json_object_guard(JSONObject.as_postgresql))
     connection_created.connect(install.guard_cursors, weak=False, dispatch_uid=install.uid)

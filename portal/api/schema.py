@@ -68,7 +68,10 @@ PROBLEM_EXAMPLE_DETAILS: dict[str, tuple[str, list[dict[str, str]] | None]] = {
 
 class ProblemErrorSerializer(serializers.Serializer):
     pointer = serializers.CharField(
-        required=False, help_text="JSON Pointer (RFC 6901) into the request body."
+        required=False,
+        help_text=(
+            "JSON Pointer (RFC 6901) into the request body; for `payload_invalid`, into `payload`."
+        ),
     )
     parameter = serializers.CharField(required=False, help_text="The query parameter at fault.")
     message = serializers.CharField()
@@ -147,11 +150,19 @@ class ClosedSerializer(serializers.Serializer):
     """A request body that rejects unknown fields (a typo never passes silently)."""
 
     def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[str]] = {}
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+            unknown = {name: ["Unknown field."] for name in sorted(set(data) - set(self.fields))}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # Every fault in one answer: the known fields' problems and the unknown ones.
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
 
 
 class ClosedSerializerExtension(OpenApiSerializerExtension):

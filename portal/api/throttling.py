@@ -48,7 +48,10 @@ def rate_window_hit(*, tenant: Tenant, limit: int, now: dt.datetime) -> RateDeci
     if _increment_below_limit(tenant, start, limit):
         return RateDecision(allowed=True, retry_after_s=0)
     if ApiRateWindow.objects.filter(tenant=tenant, window_start=start).exists():
-        return RateDecision(allowed=False, retry_after_s=retry_after)
+        # The row may have been opened by a concurrent request after our UPDATE missed
+        # it; only an UPDATE that runs while the row exists can say the window is full.
+        allowed = _increment_below_limit(tenant, start, limit)
+        return RateDecision(allowed=allowed, retry_after_s=0 if allowed else retry_after)
     try:
         with transaction.atomic():
             ApiRateWindow.objects.create(tenant=tenant, window_start=start, count=1)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -26,6 +28,48 @@ from .permissions import HasScope
 from .problems import PayloadTooLarge, problem_http_response
 from .schema import SCHEMA_SETTINGS, ApiSchemaGenerator
 
+# Deeper than any sane payload, far shallower than the recursion the JSON decoder, the
+# JSON Schema validator and the renderer would need.
+MAX_JSON_DEPTH = 64
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_problem(data: Any) -> str | None:
+    """Why ``data`` (decoded JSON) cannot be stored and echoed back, or None.
+
+    ``"\\ud800"`` is valid JSON syntax but not a character: it cannot be encoded as
+    UTF-8, so an intent holding it could never be rendered again (every list that
+    contained it would fail).
+    """
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping | list):
+            if depth >= MAX_JSON_DEPTH:
+                return f"JSON nested deeper than {MAX_JSON_DEPTH} levels."
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            for key, child in items:
+                if isinstance(key, str) and _LONE_SURROGATE.search(key):
+                    return "JSON string holds an unpaired UTF-16 surrogate escape."
+                stack.append((child, depth + 1))
+        elif isinstance(value, str) and _LONE_SURROGATE.search(value):
+            return "JSON string holds an unpaired UTF-16 surrogate escape."
+    return None
+
+
+class StrictJSONParser(JSONParser):
+    """DRF's strict JSON parser, refusing what would fail later as a 500 (see json_problem)."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.") from None
+        problem = json_problem(data)
+        if problem is not None:
+            raise ParseError(problem)
+        return data
+
 
 class ApiView(APIView):
     """One operation: Bearer key, ``required_scope``, JSON in and out, a body size limit.
@@ -38,7 +82,7 @@ class ApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     renderer_classes = [JSONRenderer]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     throttle_classes: list[type] = []
     http_method_names = ["get", "post", "head"]
 

@@ -6,7 +6,11 @@ worker process writes to that folder and a scrape sums them.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+# No ``*_created`` gauge per counter and histogram: they double the series, and the
+# multi-process collector never reports them, so scrapes look alike in either mode.
+disable_created_metrics()
 
 INTENTS_CREATED = Counter(
     "portal_intents_created_total", "Intents accepted by the API", ["tenant", "target"]

@@ -27,6 +27,7 @@ KIND_WORKER = "worker"
 
 PURGE_SCHEDULE_NAME = "observability.purge_retention"
 HEARTBEAT_SCHEDULE_NAME = "observability.worker_heartbeat"
+RECONCILE_SCHEDULE_NAME = "observability.reconcile_timeouts"
 
 
 def process_worker_id(kind: str) -> str:
@@ -128,6 +129,12 @@ def ensure_schedules() -> list[str]:
             "func": "portal.observability.tasks.purge_retention",
             "schedule_type": Schedule.HOURLY,
             "minutes": None,
+            "repeats": -1,
+        },
+        RECONCILE_SCHEDULE_NAME: {
+            "func": "portal.observability.tasks.reconcile_timeouts_task",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
             "repeats": -1,
         },
         HEARTBEAT_SCHEDULE_NAME: {

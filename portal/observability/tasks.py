@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .reconciliation import reconcile_timeouts
 from .retention import retention_purge
 from .services import KIND_WORKER, heartbeat, process_worker_id
 
@@ -20,3 +21,12 @@ def purge_retention() -> dict[str, int]:
 def worker_heartbeat() -> None:
     """Run by a cluster worker: proves the cluster takes tasks off its queue."""
     heartbeat(worker_id=process_worker_id(KIND_WORKER), kind=KIND_WORKER, info={"pid": os.getpid()})
+
+
+def reconcile_timeouts_task() -> dict[str, int]:
+    """Ask every gateway that can be asked about intents whose last attempt timed out, and
+    record the acceptances it confirms; the rest stay listed for an operator."""
+    tally: dict[str, int] = {}
+    for item in reconcile_timeouts(resolve=True):
+        tally[item.action] = tally.get(item.action, 0) + 1
+    return tally

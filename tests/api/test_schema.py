@@ -13,6 +13,8 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
+from intents.serializers import json_holds_nul
+
 from .conftest import make_key
 
 
@@ -172,4 +174,13 @@ def test_api_conforms_to_its_schema(case, bearer):
     # schema can say, so generated "valid" cursors are left out (tests/api covers them).
     if case.query and case.meta and case.meta.generation.mode.is_positive:
         case.query.pop("cursor", None)
+    # Likewise "no U+0000 anywhere in metadata" (jsonb cannot store it) has no JSON Schema
+    # short of a recursive one; the field's description says it and tests/api tests it.
+    if (
+        isinstance(case.body, dict)
+        and case.meta
+        and case.meta.generation.mode.is_positive
+        and json_holds_nul(case.body.get("metadata"))
+    ):
+        case.body["metadata"] = {}
     case.call_and_validate(headers=bearer)

@@ -95,7 +95,7 @@ def test_payload_errors_carry_json_pointers(tenant, targets):
     with pytest.raises(errors.PayloadInvalid) as info:
         submit(tenant, payload={"to": "12345", "text": "x" * 1601, "extra": 1})
     pointers = sorted(e["pointer"] for e in info.value.errors)
-    assert pointers == ["/", "/text", "/to"]
+    assert pointers == ["/payload", "/payload/text", "/payload/to"]
     assert all(e["message"] for e in info.value.errors)
 
 

@@ -36,23 +36,31 @@ SQL_SERVER_VERSIONS = (2019, 2022)
 
 
 class OfflineCursor:
-    """A driver cursor that records every statement and returns no rows."""
+    """A driver cursor that records every statement and returns no rows.
+
+    The one exception is ``SELECT @@TRANCOUNT``, which mssql-django asks before a
+    savepoint: it answers 1, consistent with ``get_autocommit()`` being False.
+    """
+
+    TRANCOUNT = "SELECT @@TRANCOUNT"
 
     def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.log = log
         self.description = None
         self.rowcount = -1
+        self.last_sql = ""
 
     def execute(self, sql: str, params: Any = None) -> OfflineCursor:
         self.log.append((sql, params))
+        self.last_sql = sql
         return self
 
     def executemany(self, sql: str, params_list: Any) -> OfflineCursor:
         self.log.append((sql, list(params_list)))
         return self
 
-    def fetchone(self) -> None:
-        return None
+    def fetchone(self) -> tuple[int] | None:
+        return (1,) if self.last_sql.strip() == self.TRANCOUNT else None
 
     def fetchall(self) -> list:
         return []
@@ -241,3 +249,20 @@ def registered(connection: OfflineSqlServer) -> Iterator[OfflineSqlServer]:
         yield connection
     finally:
         del connections[connection.alias]
+
+
+@contextmanager
+def as_default(version: int = 2022) -> Iterator[OfflineSqlServer]:
+    """Make the offline connection the ``default`` alias for this thread, so code that
+    uses ``Model.objects`` and ``django.db.connection`` runs against it unchanged.
+
+    Every statement the code executes is recorded, in the form the driver receives
+    (``?`` placeholders), in ``connection.catalog_queries``; every read returns no rows.
+    """
+    previous = connections[DEFAULT_DB_ALIAS]
+    connection = OfflineSqlServer(offline_settings(), DEFAULT_DB_ALIAS, version=version)
+    connections[DEFAULT_DB_ALIAS] = connection
+    try:
+        yield connection
+    finally:
+        connections[DEFAULT_DB_ALIAS] = previous

@@ -153,17 +153,59 @@ def test_ensure_schedules_is_idempotent(db):
     from django_q.models import Schedule
 
     assert sorted(services.ensure_schedules()) == sorted(
-        [services.HEARTBEAT_SCHEDULE_NAME, services.PURGE_SCHEDULE_NAME]
+        [
+            services.HEARTBEAT_SCHEDULE_NAME,
+            services.PURGE_SCHEDULE_NAME,
+            services.RECONCILE_SCHEDULE_NAME,
+        ]
     )
     first = {s.name: (s.id, s.next_run) for s in Schedule.objects.all()}
     Schedule.objects.create(name=services.PURGE_SCHEDULE_NAME, func="stale.duplicate")
     Schedule.objects.filter(name=services.HEARTBEAT_SCHEDULE_NAME).update(minutes=30)
     assert services.ensure_schedules() == []
     schedules = {s.name: s for s in Schedule.objects.all()}
-    assert len(schedules) == Schedule.objects.count() == 2
+    assert len(schedules) == Schedule.objects.count() == 3
     assert {name: (s.id, s.next_run) for name, s in schedules.items()} == first
     purge = schedules[services.PURGE_SCHEDULE_NAME]
     assert (purge.func, purge.schedule_type) == (
         "portal.observability.tasks.purge_retention", Schedule.HOURLY
     )  # fmt: skip
     assert schedules[services.HEARTBEAT_SCHEDULE_NAME].minutes == 1
+    assert schedules[services.RECONCILE_SCHEDULE_NAME].func == (
+        "portal.observability.tasks.reconcile_timeouts_task"
+    )
+
+
+def test_ensure_schedules_command_creates_this_apps_schedules(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    out = StringIO()
+    call_command("ensure_schedules", stdout=out)
+    names = set(Schedule.objects.values_list("name", flat=True))
+    assert {
+        services.PURGE_SCHEDULE_NAME,
+        services.RECONCILE_SCHEDULE_NAME,
+        services.HEARTBEAT_SCHEDULE_NAME,
+    } <= names
+    assert f"schedule: {services.PURGE_SCHEDULE_NAME}" in out.getvalue()
+
+
+def test_the_dispatcher_loop_reports_its_heartbeat(rows, monkeypatch):
+    """``run_dispatcher`` beats while it runs, so /readyz sees it (and pings the workers)."""
+    from intents.dispatch import Dispatcher
+
+    monkeypatch.setattr(services, "_throttle", services.Throttle())
+    dispatcher = Dispatcher(worker_id="dispatcher@test:1", inline=True, idle_poll_s=0)
+
+    def step_once() -> int:
+        dispatcher.stop_event.set()
+        return 0
+
+    monkeypatch.setattr(dispatcher, "step", step_once)
+    dispatcher.run()
+    beats = dict(WorkerHeartbeat.objects.values_list("worker_id", "kind"))
+    assert beats["dispatcher@test:1"] == "dispatcher"
+    assert "worker" in beats.values()  # the ping ran as a task (sync in tests)

@@ -34,5 +34,5 @@ class Command(BaseCommand):
         if tally.get(MANUAL_REVIEW):
             self.stdout.write(
                 f"{tally[MANUAL_REVIEW]} need manual review: their gateway adapter cannot be "
-                "asked; see docs/runbooks/gateway-outage.md"
+                "asked; see 'Gateway outage' in docs/runbooks.md"
             )

@@ -1,0 +1,319 @@
+"""Operator screens for dead letters and replay requests, all behind the OTP admin site.
+
+The ModelAdmins here list and show; every change goes through a POST-only page in
+``views.py`` that calls one service. Nobody adds, edits or deletes dead letters,
+evidence or replay requests through the admin's own forms (superusers included):
+evidence is append-only, dead letters change state only through the services.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from intents.admin import PORTAL_ADMIN_CSS, search_by_public_id
+from intents.selectors import attempts_for_intent
+from portal import clock
+from portal.accounts.admin_mixins import RoleRequiredAdminMixin, holds_any_role, role_required
+from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
+
+from . import selectors, views
+from .forms import AssignForm, CloseForm, DecisionForm, FileForm, LinkForm, NoteForm
+from .models import DeadLetter, DeadLetterStatus, ReplayRequest, ReplayStatus
+
+VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
+#: replay items shown on a request's page; the outcome counts cover all of them
+ITEMS_SHOWN = 500
+
+
+class _ReadOnlyAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+    view_roles = VIEW_ROLES
+
+    class Media:
+        css = {"all": (PORTAL_ADMIN_CSS,)}
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        by_id = search_by_public_id(queryset, search_term)
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {
+            "may_plan": holds_any_role(request.user, (OPERATORS, APPROVERS)),
+            "may_decide": has_role(request.user, APPROVERS),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    def _ordered(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(_ReadOnlyAdmin):
+    change_form_template = "admin/deadletters/deadletter/change_form.html"
+    change_list_template = "admin/deadletters/deadletter/change_list.html"
+    list_display = (
+        "public_id",
+        "tenant",
+        "target_key",
+        "reason_code",
+        "status",
+        "generation",
+        "assignee",
+        "created_at",
+    )
+    list_filter = (
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "target_key",
+        "reason_code",
+        "status",
+        "created_at",
+    )
+    list_select_related = ("tenant", "assignee")
+    search_fields = ("=intent__idempotency_key",)
+    search_help_text = "A dead-letter or intent id (UUID), or an exact idempotency key."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    fields = (
+        "public_id",
+        "intent_link",
+        "tenant",
+        "target_key",
+        "generation",
+        "reason_code",
+        "status",
+        "assignee",
+        "retention_until",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeadLetter]:
+        queryset = (
+            selectors.dead_letters_visible_to(request.user)
+            .select_related("tenant", "assignee", "intent")
+            .defer("intent__payload", "intent__contract")
+        )
+        return self._ordered(request, queryset)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DeadLetter], search_term: str
+    ) -> tuple[QuerySet[DeadLetter], bool]:
+        by_id = search_by_public_id(queryset, search_term)
+        if by_id is not None:
+            # The id may be the dead letter's or its intent's.
+            by_intent = search_by_public_id(queryset, search_term, field="intent__public_id")
+            return by_id | by_intent, False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="intent")
+    def intent_link(self, obj: DeadLetter) -> str:
+        url = reverse("admin:intents_intent_change", args=[obj.intent_id])
+        return format_html(
+            '<a href="{}">{}</a> ({}, generation {}, {} attempts)',
+            url,
+            obj.intent.public_id,
+            obj.intent.status,
+            obj.intent.generation,
+            obj.intent.attempts_count,
+        )
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/act/<str:action>/",
+                wrap(self.action_view),
+                name="deadletters_deadletter_act",
+            ),
+            path(
+                "evidence/<int:pk>/download/",
+                wrap(self.download_view),
+                name="deadletters_evidence_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    @role_required(OPERATORS)
+    def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        return views.dead_letter_action(request, object_id, action=action, model_admin=self)
+
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return views.evidence_download(request, pk, model_admin=self)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        dead_letter = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if dead_letter is not None:
+            context.update(self._detail_context(request, dead_letter))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _detail_context(self, request: HttpRequest, dead_letter: DeadLetter) -> dict[str, Any]:
+        is_operator = has_role(request.user, OPERATORS)
+        unsettled = dead_letter.status in (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING)
+        context: dict[str, Any] = {
+            "attempts": list(attempts_for_intent(intent=dead_letter.intent)),
+            "history": [
+                (event, json.dumps(event.data, sort_keys=True, ensure_ascii=False))
+                for event in selectors.dead_letter_history(dead_letter=dead_letter)
+            ],
+            "evidence_list": list(selectors.evidence_for(dead_letter=dead_letter)),
+            "replay_items": list(selectors.replay_items_for_dead_letter(dead_letter=dead_letter)),
+            "may_act": is_operator,
+            "is_unsettled": unsettled,
+            "is_open": dead_letter.status == DeadLetterStatus.OPEN,
+        }
+        if is_operator:
+            context.update(
+                note_form=NoteForm(),
+                link_form=LinkForm(),
+                file_form=FileForm(),
+                assign_form=AssignForm(initial={"assignee": dead_letter.assignee_id}),
+                close_form=CloseForm(),
+            )
+        return context
+
+
+@admin.register(ReplayRequest)
+class ReplayRequestAdmin(_ReadOnlyAdmin):
+    change_form_template = "admin/deadletters/replayrequest/change_form.html"
+    change_list_template = "admin/deadletters/replayrequest/change_list.html"
+    list_display = (
+        "public_id",
+        "status",
+        "requested_by",
+        "decided_by",
+        "item_count",
+        "created_at",
+        "expires_at",
+        "decided_at",
+        "finished_at",
+    )
+    list_filter = ("status", "created_at")
+    list_select_related = ("requested_by", "decided_by")
+    search_fields = ("reason",)
+    search_help_text = "A replay request id (UUID), or words of its reason."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    fields = (
+        "public_id",
+        "status",
+        "reason",
+        "filters",
+        "requested_by",
+        "created_at",
+        "expires_at",
+        "decided_by",
+        "decided_at",
+        "decision_reason",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReplayRequest]:
+        queryset = selectors.replay_requests_with_item_counts(user=request.user)
+        return self._ordered(request, queryset)
+
+    @admin.display(description="dead letters", ordering="item_count")
+    def item_count(self, obj: ReplayRequest) -> int:
+        return obj.item_count  # type: ignore[attr-defined]
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("plan/", wrap(self.plan_view), name="deadletters_replayrequest_plan"),
+            path(
+                "approvals/",
+                wrap(self.approvals_view),
+                name="deadletters_replayrequest_approvals",
+            ),
+            path(
+                "<path:object_id>/decide/",
+                wrap(self.decide_view),
+                name="deadletters_replayrequest_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    @role_required(OPERATORS, APPROVERS)
+    def plan_view(self, request: HttpRequest) -> HttpResponse:
+        return views.replay_plan_page(request, model_admin=self)
+
+    @role_required(APPROVERS)
+    def approvals_view(self, request: HttpRequest) -> HttpResponse:
+        return views.approvals_queue(request, model_admin=self)
+
+    @role_required(APPROVERS)
+    def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return views.replay_decide(request, object_id, model_admin=self)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        replay_request = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if replay_request is not None:
+            context.update(self._detail_context(request, replay_request))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _detail_context(
+        self, request: HttpRequest, replay_request: ReplayRequest
+    ) -> dict[str, Any]:
+        user = request.user
+        is_requester = replay_request.requested_by_id == user.pk
+        is_pending = replay_request.status == ReplayStatus.PENDING
+        is_expired = is_pending and replay_request.expires_at <= clock.now()
+        is_approver = has_role(user, APPROVERS)
+        items = selectors.replay_request_items(request=replay_request)
+        counts = selectors.replay_request_outcome_counts(request=replay_request)
+        return {
+            "items": list(items[:ITEMS_SHOWN]),
+            "item_total": sum(counts.values()),
+            "items_shown": ITEMS_SHOWN,
+            "outcome_counts": sorted(counts.items()),
+            "is_requester": is_requester,
+            "is_pending": is_pending,
+            "is_expired": is_expired,
+            "is_approver": is_approver,
+            "decision_form": (
+                DecisionForm()
+                if is_approver and is_pending and not is_expired and not is_requester
+                else None
+            ),
+        }

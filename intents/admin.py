@@ -1,0 +1,143 @@
+"""Read-only intent screens: list, filters, and a detail page with the attempt timeline,
+the frozen contract snapshot and the payload with the contract's sensitive fields masked.
+
+Nobody adds, changes or deletes intents here (superusers included): intents are created
+by the API and changed only by the engine. Operators restricted to some tenants see
+only those tenants' intents.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from portal.accounts.admin_mixins import RoleRequiredAdminMixin
+from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
+
+from .models import Intent
+from .selectors import attempts_for_intent, intent_payload_masked
+
+PORTAL_ADMIN_CSS = "deadletters/admin.css"
+
+
+def search_by_public_id(
+    queryset: QuerySet[Any], search_term: str, *, field: str = "public_id"
+) -> QuerySet[Any] | None:
+    """Rows whose ``field`` is the UUID typed in the search box; None when it is no UUID."""
+    try:
+        key = uuid.UUID(search_term.strip())
+    except ValueError:
+        return None
+    return queryset.filter(**{field: key})
+
+
+@admin.register(Intent)
+class IntentAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+    view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
+    tenant_field = "tenant"
+    change_form_template = "admin/intents/intent/change_form.html"
+    list_display = (
+        "public_id",
+        "tenant",
+        "target_key",
+        "contract_version",
+        "status",
+        "reason_code",
+        "attempts_count",
+        "generation",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = (
+        ("tenant", admin.RelatedOnlyFieldListFilter),
+        "target_key",
+        "status",
+        "reason_code",
+        "created_at",
+    )
+    list_select_related = ("tenant",)
+    search_fields = ("=idempotency_key",)
+    search_help_text = "An intent id (UUID) or an exact idempotency key."
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    fields = (
+        "public_id",
+        "tenant",
+        "idempotency_key",
+        "target_key",
+        "requested_version",
+        "contract_version",
+        "status",
+        "reason_code",
+        "attempts_count",
+        "max_attempts",
+        "generation",
+        "next_attempt_at",
+        "deadline_at",
+        "cancel_requested",
+        "gateway_message_id",
+        "correlation_id",
+        "payload_sha256",
+        "metadata",
+        "created_at",
+        "updated_at",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": (PORTAL_ADMIN_CSS,)}
+
+    # Read-only for everyone, superusers included.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Intent]:
+        # The list never needs the payload or the contract; the detail page loads them.
+        return super().get_queryset(request).defer("payload", "contract")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Intent], search_term: str
+    ) -> tuple[QuerySet[Intent], bool]:
+        by_id = search_by_public_id(queryset, search_term)
+        if by_id is not None:
+            return by_id, False
+        return super().get_search_results(request, queryset, search_term)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        intent = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if intent is not None:
+            context.update(intent_detail_context(intent))
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+def intent_detail_context(intent: Intent) -> dict[str, Any]:
+    """What the intent page (and the dead-letter page) shows beyond the model's fields."""
+    return {
+        "attempts": list(attempts_for_intent(intent=intent)),
+        "contract_json": json.dumps(intent.contract, indent=2, sort_keys=True),
+        "payload_json": json.dumps(
+            intent_payload_masked(intent=intent), indent=2, sort_keys=True, ensure_ascii=False
+        ),
+        "sensitive_fields": (intent.contract or {}).get("sensitive_fields", []),
+    }
