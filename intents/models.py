@@ -136,7 +136,14 @@ class Intent(models.Model):
                 name="intent_lease_idx",
                 condition=Q(status="in_flight"),
             ),
-            models.Index(fields=["tenant", "status"], name="intent_tenant_status_idx"),
+            # The same two queries on SQL Server: Django binds `status` as a parameter, and
+            # a cached plan may not use a filtered index whose filter column is bound, so
+            # there the claim and the sweeper seek these (tests/mssql, docs/sqlserver.md).
+            # The first also serves per-tenant counts by status (the open-intent quota).
+            models.Index(
+                fields=["tenant", "status", "next_attempt_at"], name="intent_tenant_due_idx"
+            ),
+            models.Index(fields=["status", "lease_expires_at"], name="intent_status_lease_idx"),
             models.Index(fields=["tenant", "created_at"], name="intent_tenant_created_idx"),
             models.Index(fields=["status", "finished_at"], name="intent_finished_idx"),
         ]

@@ -238,3 +238,12 @@ def test_operator_requests_approver_approves_and_the_replay_is_delivered(
     assert readonly(approver, "attempts_count") == "4"
     assert_styled(approver)
     shot(approver, "intent-accepted")
+
+    # --- The operations dashboard shows the day's outcomes, as inline SVG charts.
+    approver.goto("/admin/")
+    approver.get_by_role("link", name="Operations dashboard").click()
+    approver.wait_for_url("**/admin/operations/**")
+    assert approver.locator("svg").count() >= 2
+    assert "accepted" in approver.inner_text("#content")
+    assert_styled(approver)
+    shot(approver, "operations-dashboard")

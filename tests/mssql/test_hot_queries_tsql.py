@@ -102,14 +102,6 @@ def sweeper_statement(version: int) -> QueryShape:
     return only_statement(connection, "intents_intent")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQL Server ignores a filtered index in a cached plan when the query compares "
-    "the filter column to a parameter: the claim and the sweeper bind status, so "
-    "intent_due_idx / intent_lease_idx cannot be used and the fallback indexes need a "
-    "sort. Fix: non-filtered (tenant, status, next_attempt_at) and (status, "
-    "lease_expires_at) indexes; see docs/sqlserver.md.",
-)
 @pytest.mark.parametrize("query", ["claim", "sweeper"])
 def test_hot_query_is_served_by_an_index_a_parameterized_plan_can_use(version, query):
     if query == "claim":
@@ -118,6 +110,8 @@ def test_hot_query_is_served_by_an_index_a_parameterized_plan_can_use(version, q
         statement = sweeper_statement(version)
     chosen, fits = best_cached_plan_index(statement, Intent)
     assert chosen is not None, fits
+    expected = {"claim": "intent_tenant_due_idx", "sweeper": "intent_status_lease_idx"}
+    assert chosen.index == expected[query], fits
 
 
 def test_lease_update_targets_claimed_rows_by_primary_key(version):
@@ -221,8 +215,8 @@ def test_index_judgement_rejects_a_query_the_index_cannot_order(version):
 
 
 def test_a_literal_filter_value_would_let_a_cached_plan_use_intent_due_idx(version):
-    """Control for the xfail above: the only thing that disqualifies intent_due_idx is the
-    bound status; the same claim with the status written as a constant qualifies."""
+    """The filtered index is disqualified only by the bound status: the same claim with
+    the status written as a constant qualifies for intent_due_idx."""
     (claim, *_) = claim_statements(version, tenant_ids=[7], batch_size=3)
     assert claim.predicates["status"] == [("=", Bound(IntentStatus.PENDING))]
     bound_status = "[intents_intent].[status] = ?"
