@@ -7,8 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from portal import clock
+
+# Property tests check values, not speed: no per-example deadline, which a loaded CI
+# machine would otherwise turn into flaky failures.
+hypothesis_settings.register_profile("portal", deadline=None)
+hypothesis_settings.load_profile("portal")
 
 FIXTURE_TARGETS = Path(__file__).parent / "fixtures" / "targets"
 
