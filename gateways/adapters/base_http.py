@@ -3,6 +3,12 @@
 An adapter owns no policy: it sends one message, bounds the attempt by a hard
 timeout, and translates whatever happened into a ``GatewayResult``. ``send`` never
 raises (cancellation aside): every failure becomes an outcome the engine records.
+
+``query_status`` asks the gateway whether it accepted a message with a given
+idempotency key (for reconciliation after a timeout), under the same allow-list, hard
+timeout and no-raise rule: ``GET <status URL>/<key>`` answering 200
+``{"status": "accepted", "message_id", ...}`` is an acceptance, 404 means the gateway
+has no record of the key.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 from django.conf import settings
@@ -66,22 +73,28 @@ def new_http_client(*, max_connections: int = 200) -> httpx.AsyncClient:
 class HttpGatewayBase:
     """Posts a JSON body built from the payload to the URL in ``url_setting``.
 
-    Subclasses set ``name`` and ``url_setting`` and say which body they send.
+    Subclasses set ``name``, ``url_setting`` and ``status_url_setting`` and say which
+    body they send. An empty status URL means the gateway cannot be asked about a key.
     """
 
     name: str = ""
     url_setting: ClassVar[str] = ""
+    status_url_setting: ClassVar[str] = ""
 
     def __init__(
         self,
         *,
         client: httpx.AsyncClient | None = None,
         url: str | None = None,
+        status_url: str | None = None,
         name: str | None = None,
     ) -> None:
         if name:
             self.name = name  # the registry may mount an adapter under another name
         self.url = url if url is not None else getattr(settings, self.url_setting)
+        if status_url is None and self.status_url_setting:
+            status_url = getattr(settings, self.status_url_setting, "")
+        self.status_url = status_url or ""
         self._owns_client = client is None
         self._client = client if client is not None else new_http_client()
 
@@ -103,23 +116,66 @@ class HttpGatewayBase:
             }
             async with asyncio.timeout(timeout_s):
                 return await self._post(body, headers)
-        except GatewayHostNotAllowed as exc:
-            return GatewayResult(Outcome.EXECUTOR_ERROR, error=str(exc))
-        except (TimeoutError, httpx.TimeoutException):
-            return GatewayResult(Outcome.TIMEOUT, error=f"no answer within {timeout_s:g} s")
-        except httpx.LocalProtocolError as exc:  # we built an invalid request: our fault
-            return GatewayResult(Outcome.EXECUTOR_ERROR, error=redact_exception(exc))
-        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
-            # The gateway may or may not have seen the request; the idempotency key
-            # makes the retry safe either way.
-            return GatewayResult(Outcome.REJECTED_TRANSIENT, error=redact_exception(exc))
-        except Exception as exc:  # our own bug or configuration, never the gateway's
-            return GatewayResult(Outcome.EXECUTOR_ERROR, error=redact_exception(exc))
+        except Exception as exc:
+            return failure_result(exc, timeout_s)
 
     async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> GatewayResult:
         async with self._client.stream("POST", self.url, json=body, headers=headers) as response:
             raw = await _read_capped(response, MAX_RESPONSE_BYTES)
         return result_from_response(response.status_code, response.headers, raw)
+
+    @property
+    def can_query_status(self) -> bool:
+        """Whether a status URL is configured; reconciliation asks only such gateways."""
+        return bool(self.status_url)
+
+    async def query_status(
+        self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
+    ) -> GatewayResult | None:
+        """Did the gateway accept a message sent with ``idempotency_key``?
+
+        An accepted result with the gateway's message id, or None when the gateway has
+        no record of the key (404). Never raises (cancellation aside): a refused host, a
+        timeout or any other answer is a result whose outcome is not ``accepted``.
+        """
+        try:
+            if not self.status_url:
+                raise GatewayStatusUnavailable(
+                    f"no status URL configured for the {self.name!r} gateway "
+                    f"({self.status_url_setting or 'status_url'} is empty)"
+                )
+            url = f"{self.status_url.rstrip('/')}/{quote(idempotency_key, safe='')}"
+            check_url_allowed(url)
+            headers = {
+                "Accept": "application/json",
+                "X-Request-ID": request_id or idempotency_key,
+            }
+            async with asyncio.timeout(timeout_s):
+                async with self._client.stream("GET", url, headers=headers) as response:
+                    raw = await _read_capped(response, MAX_RESPONSE_BYTES)
+        except Exception as exc:
+            return failure_result(exc, timeout_s)
+        return status_from_response(idempotency_key, response.status_code, response.headers, raw)
+
+
+class GatewayStatusUnavailable(RuntimeError):
+    """This adapter has no status URL: the gateway cannot be asked about a key."""
+
+
+def failure_result(exc: Exception, timeout_s: float) -> GatewayResult:
+    """The result of a gateway call that raised instead of answering."""
+    if isinstance(exc, GatewayHostNotAllowed | GatewayStatusUnavailable):
+        return GatewayResult(Outcome.EXECUTOR_ERROR, error=str(exc))
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return GatewayResult(Outcome.TIMEOUT, error=f"no answer within {timeout_s:g} s")
+    if isinstance(exc, httpx.LocalProtocolError):  # we built an invalid request: our fault
+        return GatewayResult(Outcome.EXECUTOR_ERROR, error=redact_exception(exc))
+    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+        # The gateway may or may not have seen the request; the idempotency key
+        # makes the retry safe either way.
+        return GatewayResult(Outcome.REJECTED_TRANSIENT, error=redact_exception(exc))
+    # Our own bug or configuration, never the gateway's.
+    return GatewayResult(Outcome.EXECUTOR_ERROR, error=redact_exception(exc))
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -154,12 +210,41 @@ def result_from_response(status: int, headers: httpx.Headers, raw: bytes) -> Gat
     )
 
 
-def _message_id(raw: bytes, headers: httpx.Headers) -> str:
+def status_from_response(
+    idempotency_key: str, status: int, headers: httpx.Headers, raw: bytes
+) -> GatewayResult | None:
+    """Translate a gateway's answer to a status lookup: only an explicit acceptance of
+    this very key counts, so a misrouted 200 (a web page, another key) confirms nothing."""
+    if status == 404:
+        return None
+    if not 200 <= status < 300:
+        return result_from_response(status, headers, raw)
+    data = _json_object(raw)
+    said = data.get("status") if data is not None else None
+    answered_key = data.get("idempotency_key", idempotency_key) if data is not None else None
+    if said == "accepted" and answered_key == idempotency_key:
+        return GatewayResult(
+            Outcome.ACCEPTED, status_code=status, message_id=_message_id(raw, headers)
+        )
+    if said == "accepted":
+        error = f"HTTP {status}: the answer is about another idempotency key"
+    else:
+        snippet = truncate(raw.decode("utf-8", errors="replace"), BODY_SNIPPET_CHARS)
+        error = f"HTTP {status} without an acceptance: {snippet or '(empty body)'}"
+    return GatewayResult(Outcome.REJECTED_TRANSIENT, status_code=status, error=error)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
-        data = None
-    if isinstance(data, dict):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _message_id(raw: bytes, headers: httpx.Headers) -> str:
+    data = _json_object(raw)
+    if data is not None:
         for field in ("message_id", "id"):
             value = data.get(field)
             if isinstance(value, str | int) and not isinstance(value, bool) and str(value):

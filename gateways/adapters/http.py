@@ -1,4 +1,5 @@
-"""Generic HTTP gateway: the payload posted as is to ``GATEWAY_HTTP_URL``."""
+"""Generic HTTP gateway: the payload posted as is to ``GATEWAY_HTTP_URL``; status lookups
+at ``GATEWAY_HTTP_STATUS_URL``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .base_http import HttpGatewayBase
 class HttpGateway(HttpGatewayBase):
     name = "http"
     url_setting = "GATEWAY_HTTP_URL"
+    status_url_setting = "GATEWAY_HTTP_STATUS_URL"
 
     def build_body(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload

@@ -1,4 +1,5 @@
-"""Push gateway: ``{"token", ...}`` posted to ``GATEWAY_PUSH_URL``."""
+"""Push gateway: ``{"token", ...}`` posted to ``GATEWAY_PUSH_URL``; status lookups at
+``GATEWAY_PUSH_STATUS_URL``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .base_http import GatewayPayloadError, HttpGatewayBase
 class PushGateway(HttpGatewayBase):
     name = "push"
     url_setting = "GATEWAY_PUSH_URL"
+    status_url_setting = "GATEWAY_PUSH_STATUS_URL"
 
     def build_body(self, payload: dict[str, Any]) -> dict[str, Any]:
         if not payload.get("token"):

@@ -1,4 +1,5 @@
-"""SMS gateway: ``{"to", "text", ...}`` posted to ``GATEWAY_SMS_URL``."""
+"""SMS gateway: ``{"to", "text", ...}`` posted to ``GATEWAY_SMS_URL``; status lookups at
+``GATEWAY_SMS_STATUS_URL``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .base_http import GatewayPayloadError, HttpGatewayBase
 class SmsGateway(HttpGatewayBase):
     name = "sms"
     url_setting = "GATEWAY_SMS_URL"
+    status_url_setting = "GATEWAY_SMS_STATUS_URL"
 
     def build_body(self, payload: dict[str, Any]) -> dict[str, Any]:
         missing = [field for field in ("to", "text") if field not in payload]

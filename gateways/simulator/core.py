@@ -2,7 +2,9 @@
 
 It decides each message's fate from its recipient, like a provider's magic test
 numbers (CONTRACT.md, "Gateway simulator"), honours idempotency keys as a real
-provider would, and keeps a list of every request so a test can count deliveries.
+provider would, keeps a list of every request so a test can count deliveries, and
+answers status lookups by idempotency key (``GET /<gateway>/status/<key>``) so
+reconciliation can settle an attempt that timed out.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 GATEWAY_PATHS = {"/sms": "to", "/push": "token", "/http": "to"}  # path -> recipient field
 MESSAGES_PATH = "/messages"
 # A long-running `make run` simulator must not grow without bound.
 DEFAULT_MAX_RECORDS = 100_000
 _FAIL_FIRST_N = re.compile(r"0020([1-9])$")
+# GET /sms/status/<key> (likewise /push, /http): the key percent-encoded as one segment.
+_STATUS_PATH = re.compile(rf"^({'|'.join(map(re.escape, GATEWAY_PATHS))})/status/(.+)$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,8 +58,13 @@ class GatewaySimulator:
     def handle(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> SimResponse:
-        """Route one HTTP request: gateway POSTs, and GET/DELETE of the message list."""
+        """Route one HTTP request: gateway POSTs, status GETs, GET/DELETE of the message list."""
         path = path.split("?", 1)[0]
+        status_path = _STATUS_PATH.match(path)
+        if status_path:
+            if method != "GET":
+                return _error(405, f"{method} not allowed on {status_path.group(1)}/status/")
+            return self.status_response(unquote(status_path.group(2)))
         if path == MESSAGES_PATH:
             if method == "GET":
                 return SimResponse(200, self.messages())
@@ -133,6 +143,23 @@ class GatewaySimulator:
             {"message_id": message_id, "status": "accepted", "duplicate": duplicate},
             {"X-Message-ID": message_id},
         )
+
+    def accepted_message_id(self, key: str) -> str | None:
+        """The message id a request with ``key`` was accepted under, or None."""
+        with self._lock:
+            return self._accepted.get(key)
+
+    def status_response(self, key: str) -> SimResponse:
+        """The answer to a status lookup; not recorded in the message list.
+
+        The three gateway paths share one key space, as their POSTs do: a key accepted
+        on ``/sms`` is a duplicate on ``/push`` too.
+        """
+        message_id = self.accepted_message_id(key)
+        if message_id is None:
+            return SimResponse(404, {"status": "unknown"})
+        body = {"idempotency_key": key, "status": "accepted", "message_id": message_id}
+        return SimResponse(200, body, {"X-Message-ID": message_id})
 
     def messages(self) -> list[dict[str, Any]]:
         """Every recorded request, oldest first (copies)."""

@@ -1,5 +1,20 @@
 """The simulator over real HTTP: a threaded stdlib server around ``GatewaySimulator``.
 
+Endpoints (CONTRACT.md, "Gateway simulator", plus the status lookup)::
+
+    POST   /sms  /push  /http          a message; its recipient decides the answer
+    GET    /sms/status/<key>           was a message with Idempotency-Key <key> accepted?
+    GET    /push/status/<key>            (likewise; the three paths share one key space)
+    GET    /http/status/<key>
+    GET    /messages                   every POST received, oldest first
+    DELETE /messages                   empty that list
+
+A status lookup answers 200 ``{"idempotency_key", "status": "accepted", "message_id"}``
+(and ``X-Message-ID``) when a POST with that key was accepted, else 404
+``{"status": "unknown"}`` (also for a ``00504`` message: held, never accepted). The key
+is one percent-encoded path segment. Lookups are not recorded in ``/messages``, so
+counting deliveries is unaffected.
+
 One thread per connection, so a held (``00504``) request never blocks the others.
 """
 

@@ -4,12 +4,17 @@ have accepted the message even though we recorded no acceptance.
 Every attempt sends the intent's public id as the gateway idempotency key. A gateway
 adapter that can look a message up by that key exposes the optional method::
 
-    async def query_status(self, idempotency_key: str) -> GatewayResult | None
+    async def query_status(
+        self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
+    ) -> GatewayResult | None  # None: the gateway has no record of the key
 
-For those gateways ``reconcile --resolve`` asks, and an intent the gateway confirms as
+and may say through a ``can_query_status`` attribute that it cannot be asked after all
+(the built-in SMS, push and HTTP adapters when their ``GATEWAY_*_STATUS_URL`` is empty).
+For those gateways ``reconcile --resolve`` asks, bounded by the intent's attempt
+timeout and correlated by its correlation id, and an intent the gateway confirms as
 accepted is recorded as accepted (its open dead letter resolved), with an audit event.
-Adapters without the method (the built-in SMS, push and HTTP adapters today) cannot be
-asked; their intents are listed for an operator to check with the provider by hand.
+Adapters that cannot be asked have their intents listed for an operator to check with
+the provider by hand.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ async def _ask_gateway(
         except UnknownGateway as exc:
             return [_item(i, MANUAL_REVIEW, str(exc)) for i in intents], []
         query_status = getattr(adapter, "query_status", None)
-        if not callable(query_status):
+        if not callable(query_status) or not getattr(adapter, "can_query_status", True):
             detail = (
                 f"the {gateway!r} adapter ({type(adapter).__name__}) cannot query status by "
                 "idempotency key: check the provider's records for this idempotency key "
@@ -117,7 +122,15 @@ async def _ask_gateway(
             detail = "the gateway can be asked: run with --resolve"
             return [_item(i, QUERYABLE, detail) for i in intents], []
         results = await asyncio.gather(
-            *(query_status(str(i.public_id)) for i in intents), return_exceptions=True
+            *(
+                query_status(
+                    str(i.public_id),
+                    timeout_s=i.attempt_timeout_s,
+                    request_id=i.correlation_id or str(i.public_id),
+                )
+                for i in intents
+            ),
+            return_exceptions=True,
         )
     return None, list(results)
 
@@ -130,8 +143,12 @@ def _settle(intent: Intent, result: GatewayResult | BaseException | None) -> Rec
             return _item(intent, UNCONFIRMED, f"status query failed: {type(result).__name__}")
         if result is None or result.outcome != Outcome.ACCEPTED:
             metrics.RECONCILED.labels(result="unconfirmed").inc()
-            said = "has no record of it" if result is None else f"reports {result.outcome}"
-            return _item(intent, UNCONFIRMED, f"the gateway {said}; left as it is")
+            if result is None:
+                said = "the gateway has no record of it"
+            else:
+                said = f"the status query ended {result.outcome}"
+                said += f" ({result.error})" if result.error else ""
+            return _item(intent, UNCONFIRMED, f"{said}; left as it is")
         action, detail = intent_reconcile_accepted(
             intent_id=intent.id, gateway_message_id=result.message_id
         )

@@ -220,6 +220,12 @@ TARGETS_DIR = env.path("TARGETS_DIR", default=BASE_DIR / "conf" / "targets")
 GATEWAY_SMS_URL = env.str("GATEWAY_SMS_URL", default="http://127.0.0.1:8025/sms")
 GATEWAY_PUSH_URL = env.str("GATEWAY_PUSH_URL", default="http://127.0.0.1:8025/push")
 GATEWAY_HTTP_URL = env.str("GATEWAY_HTTP_URL", default="http://127.0.0.1:8025/http")
+# Status lookup by idempotency key (reconciliation after a timeout); "" = cannot be asked.
+# By default "<send URL>/status", the simulator's layout, so pointing a gateway's send URL
+# elsewhere never leaves its lookups asking the local simulator.
+GATEWAY_SMS_STATUS_URL = env.str("GATEWAY_SMS_STATUS_URL", default=f"{GATEWAY_SMS_URL}/status")
+GATEWAY_PUSH_STATUS_URL = env.str("GATEWAY_PUSH_STATUS_URL", default=f"{GATEWAY_PUSH_URL}/status")
+GATEWAY_HTTP_STATUS_URL = env.str("GATEWAY_HTTP_STATUS_URL", default=f"{GATEWAY_HTTP_URL}/status")
 GATEWAY_ALLOWED_HOSTS = env.list("GATEWAY_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 # gateway name -> adapter class; the bench swaps in an in-process gateway here.
 GATEWAY_ADAPTERS = {

@@ -24,6 +24,12 @@ def simulator_settings(settings, simulator: SimulatorServer):
     settings.GATEWAY_SMS_URL = f"{simulator.base_url}/sms"
     settings.GATEWAY_PUSH_URL = f"{simulator.base_url}/push"
     settings.GATEWAY_HTTP_URL = f"{simulator.base_url}/http"
+    for gateway in ("sms", "push", "http"):
+        setattr(
+            settings,
+            f"GATEWAY_{gateway.upper()}_STATUS_URL",
+            f"{simulator.base_url}/{gateway}/status",
+        )
     settings.GATEWAY_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     return settings
 

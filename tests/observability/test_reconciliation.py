@@ -3,6 +3,7 @@ asked by idempotency key settles them; the others stay listed for an operator.""
 
 from __future__ import annotations
 
+import json
 import threading
 from io import StringIO
 
@@ -11,6 +12,7 @@ from django.core.management import call_command
 
 from deadletters.models import DeadLetter
 from gateways.base import GatewayMessage, GatewayResult, Outcome
+from gateways.simulator import SimulatorServer, start_simulator_in_thread
 from intents.dispatch import run_once
 from intents.models import Intent
 from portal.audit.models import AuditEvent
@@ -19,6 +21,7 @@ from tests.engine import scripted_gateway
 
 QUERYABLE = "tests.observability.test_reconciliation.QueryableGateway"
 SCRIPTED = "tests.engine.scripted_gateway.ScriptedGateway"
+SMS_ADAPTER = "gateways.adapters.sms.SmsGateway"
 
 
 class QueryableGateway:
@@ -54,7 +57,10 @@ class QueryableGateway:
             return GatewayResult(Outcome.TIMEOUT, error=f"no answer within {timeout_s:g} s")
         return GatewayResult(Outcome.ACCEPTED, 202, message_id=message_id)
 
-    async def query_status(self, idempotency_key: str) -> GatewayResult | None:
+    async def query_status(
+        self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
+    ) -> GatewayResult | None:
+        assert timeout_s > 0 and request_id
         with self._lock:
             self.queried.append(idempotency_key)
             message_id = self.accepted.get(idempotency_key)
@@ -244,3 +250,105 @@ def test_old_dead_letters_are_listed_only_while_open(rows, settings):
     items = reconciliation.reconcile_timeouts(resolve=False)
     assert sorted(i.intent_id for i in items) == sorted([old_open.pk, recent.pk])
     assert {i.action for i in items} == {reconciliation.MANUAL_REVIEW}
+
+
+@pytest.fixture
+def sms_simulator(settings):
+    """The real SMS adapter against a real simulator; push and http stay scripted."""
+    server, base_url = start_simulator_in_thread()
+    settings.GATEWAY_ADAPTERS = {"sms": SMS_ADAPTER, "push": SCRIPTED, "http": SCRIPTED}
+    settings.GATEWAY_SMS_URL = f"{base_url}/sms"
+    settings.GATEWAY_SMS_STATUS_URL = f"{base_url}/sms/status"
+    settings.GATEWAY_ALLOWED_HOSTS = ["127.0.0.1"]
+    scripted_gateway.reset()
+    yield server
+    server.stop()
+
+
+def test_a_real_timeout_is_resolved_through_the_simulator(
+    sms_simulator: SimulatorServer, submit, frozen_clock, django_capture_on_commit_callbacks
+):
+    late = submit("+15550100504")  # the provider will accept it after we gave up
+    lost = submit("+15550200504")  # the provider never will
+    # A short attempt timeout keeps the real wait for the held (00504) requests short.
+    Intent.objects.filter(pk__in=[late.pk, lost.pk]).update(attempt_timeout_s=0.3)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_once() == 2
+    for intent in (late, lost):
+        intent.refresh_from_db()
+        assert (intent.status, intent.attempts_count) == ("pending", 1)
+        assert intent.attempt_rows.get().outcome == "timeout"
+    received = sms_simulator.simulator.messages()
+    assert sorted((m["idempotency_key"], m["status"]) for m in received) == sorted(
+        [(str(late.public_id), 504), (str(lost.public_id), 504)]
+    )
+    # The provider processes the held message after all: the same key, now accepted.
+    accepted = sms_simulator.simulator.decide(
+        "/sms",
+        {"Idempotency-Key": str(late.public_id)},
+        json.dumps({"to": "+15550100001", "text": "hello"}).encode(),
+    )
+    assert accepted.status == 202
+    message_id = accepted.body["message_id"]
+
+    items = reconciliation.reconcile_timeouts(resolve=True)
+
+    assert {(i.public_id, i.action, i.detail) for i in items} == {
+        (
+            str(late.public_id),
+            reconciliation.RESOLVED,
+            "the gateway confirmed acceptance; was pending",
+        ),
+        (
+            str(lost.public_id),
+            reconciliation.UNCONFIRMED,
+            "the gateway has no record of it; left as it is",
+        ),
+    }
+    late.refresh_from_db()
+    assert (late.status, late.reason_code, late.gateway_message_id) == (
+        "accepted",
+        "gateway_accepted",
+        message_id,
+    )
+    assert late.next_attempt_at is None
+    lost.refresh_from_db()
+    assert (lost.status, lost.attempts_count) == ("pending", 1)
+    # Status lookups are not deliveries: the simulator's list holds the three POSTs only.
+    assert len(sms_simulator.simulator.messages()) == 3
+    # The unknown key stays listed, still askable.
+    again = reconciliation.reconcile_timeouts(resolve=False)
+    assert [(i.public_id, i.action) for i in again] == [
+        (str(lost.public_id), reconciliation.QUERYABLE)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status_url", "action", "detail"),
+    [
+        (
+            "",
+            reconciliation.MANUAL_REVIEW,
+            "the 'sms' adapter (SmsGateway) cannot query status by idempotency key",
+        ),
+        (
+            "https://provider.example/status",
+            reconciliation.UNCONFIRMED,
+            "the status query ended executor_error (host provider.example not in "
+            "GATEWAY_ALLOWED_HOSTS); left as it is",
+        ),
+    ],
+)
+def test_a_built_in_adapter_that_cannot_be_asked(rows, settings, status_url, action, detail):
+    settings.GATEWAY_ADAPTERS = {"sms": SMS_ADAPTER, "push": SCRIPTED, "http": SCRIPTED}
+    settings.GATEWAY_SMS_STATUS_URL = status_url
+    settings.GATEWAY_ALLOWED_HOSTS = ["127.0.0.1"]
+    intent = rows.intent(status="exhausted", finished_at=rows.ago(hours=1), attempts_count=1)
+    rows.attempt(intent, outcome="timeout", finished_at=rows.ago(hours=1))
+    rows.dead_letter(intent, status="open")
+
+    (item,) = reconciliation.reconcile_timeouts(resolve=True)
+
+    assert (item.intent_id, item.action) == (intent.pk, action)
+    assert detail in item.detail
+    assert Intent.objects.get(pk=intent.pk).status == "exhausted"

@@ -35,7 +35,10 @@ def _latency_ms(value: str) -> float:
 
 
 class Command(BaseCommand):
-    help = "Serve the SMS, push and HTTP gateway simulator (POST /sms /push /http)."
+    help = (
+        "Serve the SMS, push and HTTP gateway simulator "
+        "(POST /sms /push /http, GET /<gateway>/status/<idempotency key>)."
+    )
     requires_system_checks: list[str] = []  # needs no database or app checks
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
