@@ -1,6 +1,6 @@
 """PostgreSQL helpers of the benchmark: throw-away databases and bulk intent rows.
 
-Only psycopg; no Django. Every database the bench makes is named ``portal_bench_*`` and
+Only psycopg; no Django. Every database the bench makes is named ``bench_*`` and
 is created from (and dropped with) one run.
 """
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-BENCH_PREFIX = "portal_bench_"
+BENCH_PREFIX = "bench_"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -57,8 +57,8 @@ class Server:
                 version = conn.execute("SHOW server_version").fetchone()[0]
         except psycopg.OperationalError as exc:
             raise BenchError(
-                f"PostgreSQL is not reachable at {self.conninfo('postgres')}: "
-                f"{str(exc).strip()}\nStart it, or pass --database-url."
+                f"PostgreSQL is not reachable at {self.conninfo('postgres')} "
+                f"({' '.join(str(exc).split())}); start it, or pass --database-url"
             ) from None
         if int(version.split(".")[0]) < 13:
             raise BenchError(f"PostgreSQL {version} is too old (gen_random_uuid needs 13+)")
@@ -116,7 +116,7 @@ CROSS JOIN intents_target AS t
 JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
 CROSS JOIN LATERAL (
     SELECT convert_to(
-        '{"text":"bench message","to":"+1555' || lpad((g % 10000000)::text, 7, '0') || '"}',
+        '{"text":"bench message","to":"+1555' || lpad((g %% 10000000)::text, 7, '0') || '"}',
         'UTF8'
     ) AS bytes
 ) AS p

@@ -1,6 +1,6 @@
 """Settings for the benchmark's processes: the dev settings with an in-process gateway.
 
-``DATABASE_URL`` (set by ``bench/run.py``) points at a throw-away ``portal_bench_*``
+``DATABASE_URL`` (set by ``bench/run.py``) points at a throw-away ``bench_*``
 database. ``BENCH_GATEWAY_LATENCY_S`` adds a simulated per-call gateway latency.
 DEBUG stays off: with DEBUG on, Django keeps every query in memory.
 """
@@ -22,12 +22,15 @@ GATEWAY_INPROCESS_LATENCY_S = float(os.environ.get("BENCH_GATEWAY_LATENCY_S", "0
 DEFAULT_TENANT_RATE_PER_MINUTE = 10_000_000
 DEFAULT_TENANT_MAX_OPEN_INTENTS = 100_000_000
 
-LOG_LEVEL = "WARNING"
+# Per-intent lifecycle lines are INFO: the bench logs WARNING and up by default, so it
+# measures the engine, not a console. BENCH_LOG_LEVEL=INFO measures them too.
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
+    "formatters": {"structured": {"()": "portal.observability.logging.StructuredFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django-q": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},

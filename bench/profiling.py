@@ -1,0 +1,318 @@
+"""Where the time goes: cProfile of the API intake and the engine in one process.
+
+    .venv/bin/python bench/profiling.py [--requests 500] [--messages 2000] [--top 30]
+
+Not part of ``make bench``: a tool to explain a low ratio. It prepares a ``bench_*``
+database as ``bench/run.py`` does, then, in this process, posts ``--requests`` intents
+through Django's test client (the full middleware and DRF stack, no network) and runs
+the engine's claim + execute + record over ``--messages`` intents inline (no django-q2).
+For each it prints per-phase wall time without the profiler, the SQL statements per
+unit of work, and the top functions by cumulative and own time. Last, it times the
+open-intent quota query at ``--quota-sizes`` open intents. Drops its databases on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench.pg import BenchError, Server, insert_intents
+from bench.run import Bench, parse_args
+
+TABLE_PREFIXES = ("intents_", "accounts_", "django_q", "observability_", "deadletters_")
+
+
+def statement_kinds(queries: list[dict]) -> tuple[Counter[str], Counter[str]]:
+    """How many statements of each kind (verb + first table), and their summed seconds."""
+    counts: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    for query in queries:
+        words = query["sql"].split()
+        head = words[0].upper() if words else "?"
+        tables = (w.strip('"').split('"')[0] for w in words)
+        table = next((t for t in tables if t.startswith(TABLE_PREFIXES)), "")
+        kind = f"{head} {table}".strip()
+        counts[kind] += 1
+        seconds[kind] += float(query.get("time") or 0)
+    return counts, seconds
+
+
+def report(
+    title: str, profile: cProfile.Profile, elapsed: float, units: int, queries, top: int
+) -> None:
+    print(
+        f"\n=== {title}: {units} in {elapsed:.2f} s = {units / elapsed:,.1f}/s "
+        f"({elapsed / units * 1000:.2f} ms each)"
+    )
+    if queries is not None:
+        counts, seconds = statement_kinds(queries)
+        print(f"SQL statements per unit: {len(queries) / units:.2f} (per unit: count, ms)")
+        for kind, count in counts.most_common(12):
+            print(f"  {count / units:6.2f} {seconds[kind] / units * 1000:8.3f} ms  {kind}")
+    stats = pstats.Stats(profile)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(max(top // 2, 10))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/portal")
+    parser.add_argument("--requests", type=int, default=500, help="0: skip the API")
+    parser.add_argument("--messages", type=int, default=2000, help="0: skip the engine")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--quota-sizes",
+        default="1000,20000,100000",
+        help="open-intent counts at which to time the quota query ('' to skip)",
+    )
+    parser.add_argument(
+        "--open-intents", type=int, default=20_000, help="open intents for the quota pass"
+    )
+    args = parser.parse_args()
+    server = Server(args.database_url)
+    try:
+        server.check()
+    except BenchError as exc:
+        print(f"profile: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
+        bench = Bench(parse_args(["--database-url", args.database_url]), server, Path(tmp))
+        try:
+            bench.prepare_template()
+            dbname = bench.database("profile", template=bench.template)
+            os.environ.update(bench.env(dbname))
+            import django
+
+            django.setup()
+            if args.requests:
+                profile_api(bench, args)
+            if args.messages:
+                profile_engine(bench, dbname, args)
+            if args.quota_sizes:
+                sizes = [int(n) for n in args.quota_sizes.split(",") if n]
+                quota_scaling(bench, sizes, cap=100_000)
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+            bench.drop_databases()
+    return 0
+
+
+def profile_api(bench: Bench, args: argparse.Namespace) -> None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {bench.api_key}", HTTP_HOST="127.0.0.1")
+
+    def post(i: int) -> None:
+        response = client.post(
+            "/api/v1/intents",
+            data={"target": "sms.otp", "payload": {"to": f"+1555{i:07d}", "text": "bench"}},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=uuid.uuid4().hex,
+        )
+        assert response.status_code == 201, response.content
+
+    for i in range(50):  # warm caches, imports, the connection
+        post(i)
+    api_phases(bench, post, args.requests, label="few open intents", first=100_000)
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as captured:
+        t0 = time.perf_counter()
+        profile.enable()
+        for i in range(args.requests):
+            post(1000 + i)
+        profile.disable()
+        elapsed = time.perf_counter() - t0
+    report(
+        "API POST /api/v1/intents (profiled, few open intents)",
+        profile,
+        elapsed,
+        args.requests,
+        captured.captured_queries,
+        args.top,
+    )
+    # The open-intent quota check reads every open intent of the tenant: show its growth.
+    from django.db import connections
+
+    connection.close()
+    with bench.server.connect(connections["default"].settings_dict["NAME"]) as conn:
+        insert_intents(conn, tenant_id=bench.tenant_id, count=args.open_intents, prefix="o-")
+        conn.commit()
+        conn.execute("ANALYZE intents_intent")
+    api_phases(
+        bench, post, args.requests, label=f"+{args.open_intents:,} open intents", first=200_000
+    )
+
+
+QUOTA_SQL = """
+EXPLAIN (ANALYZE, FORMAT JSON)
+SELECT 1 FROM (
+    SELECT id FROM intents_intent
+    WHERE status IN ('pending', 'in_flight') AND tenant_id = %(tenant)s
+    LIMIT 1 OFFSET %(offset)s
+) AS subquery LIMIT 1
+"""
+
+
+def quota_scaling(bench: Bench, sizes: list[int], cap: int) -> None:
+    """The open-intent quota query (as ``open_intent_count_reaches`` sends it) by backlog."""
+    print(f"\n=== open-intent quota check (OFFSET cap - 1, cap {cap:,}) by open intents")
+    dbname = bench.database("quota", template=bench.template)
+    with bench.server.connect(dbname) as conn:
+        have = 0
+        for size in sorted(sizes):
+            insert_intents(
+                conn,
+                tenant_id=bench.tenant_id,
+                count=size - have,
+                prefix=f"q{size}-",
+                start=have + 1,
+            )
+            have = size
+            conn.commit()
+            conn.execute("ANALYZE intents_intent")
+            conn.commit()
+            runs = []
+            for _ in range(3):
+                plan = conn.execute(QUOTA_SQL, {"tenant": bench.tenant_id, "offset": cap - 1})
+                runs.append(plan.fetchone()[0][0]["Execution Time"])
+            conn.commit()
+            print(f"  {size:>9,} open intents: {min(runs):8.2f} ms (best of 3)")
+
+
+class PhaseTimer:
+    """Wall time spent inside chosen functions (no profiler, so no profiler overhead)."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.patched: list[tuple[object, str, object]] = []
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return original(*a, **kw)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+
+        self.patched.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self.patched):
+            setattr(owner, name, original)
+
+
+def api_phases(bench: Bench, post, requests: int, *, label: str, first: int) -> None:
+    from intents import api, services
+    from intents.serializers import IntentCreateInputSerializer
+    from portal.accounts.authentication import ApiKeyAuthentication
+    from portal.api.throttling import TenantRateThrottle
+
+    timer = PhaseTimer()
+    timer.wrap(ApiKeyAuthentication, "authenticate", "authenticate (key lookup, last used)")
+    timer.wrap(TenantRateThrottle, "allow_request", "rate limit (UPDATE window row)")
+    timer.wrap(IntentCreateInputSerializer, "is_valid", "input serializer")
+    timer.wrap(api, "intent_submit", "intent_submit")
+    timer.wrap(services, "intent_by_idempotency_key", "  idempotency lookup")
+    timer.wrap(services, "_resolve_target", "  resolve target")
+    timer.wrap(services, "payload_errors", "  payload JSON Schema")
+    timer.wrap(services, "open_intent_count_reaches", "  open-intent quota check")
+    timer.wrap(services.Intent, "save", "  INSERT + commit")
+    timer.wrap(api, "_intent_data", "output serializer")
+    t0 = time.perf_counter()
+    for i in range(requests):
+        post(first + i)
+    total = time.perf_counter() - t0
+    timer.restore()
+    print(
+        f"\n=== API phases without the profiler ({label}): {requests} requests, "
+        f"{total / requests * 1000:.2f} ms each, 1 thread, in-process"
+    )
+    for name, seconds in timer.seconds.items():
+        print(f"  {seconds / requests * 1000:7.3f} ms  {seconds / total:6.1%}  {name}")
+    rest = total - sum(v for k, v in timer.seconds.items() if not k.startswith(" "))
+    print(
+        f"  {rest / requests * 1000:7.3f} ms  {rest / total:6.1%}  the rest: middleware, "
+        "DRF dispatch, routing, rendering, test client"
+    )
+
+
+def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gateways import registry
+    from intents import dispatch, execution
+    from intents.models import Intent
+
+    def seed(prefix: str) -> None:
+        with bench.server.connect(dbname) as conn:
+            conn.execute("DELETE FROM intents_attempt")
+            conn.execute("DELETE FROM intents_intent")
+            insert_intents(conn, tenant_id=bench.tenant_id, count=args.messages, prefix=prefix)
+            conn.commit()
+
+    def drain() -> None:
+        dispatcher = dispatch.Dispatcher(batch_size=100, inline=True, sweep_interval_s=1e9)
+        while dispatcher.claim_and_hand_off():
+            pass
+
+    # Pass 1: phases, timed without the profiler.
+    seed("t-")
+    timer = PhaseTimer()
+    timer.wrap(dispatch, "claim_batch", "claim (select for update + lease)")
+    timer.wrap(execution, "record_outcomes", "record (lock, decide, bulk write)")
+    timer.wrap(execution, "_save", "  of which _save (bulk_update + bulk_create)")
+    timer.wrap(Intent.objects, "bulk_update", "    of which bulk_update")
+    timer.wrap(registry, "new_http_client", "gateway session: new httpx client")
+    timer.wrap(execution.asyncio, "run", "gateway calls (asyncio.run incl. session)")
+    t0 = time.perf_counter()
+    drain()
+    total = time.perf_counter() - t0
+    timer.restore()
+    n = args.messages
+    print(
+        f"\n=== engine phases without the profiler (inline, 1 process): {n} messages in "
+        f"{total:.2f} s = {n / total:,.1f}/s"
+    )
+    for label, seconds in timer.seconds.items():
+        print(f"  {seconds / n * 1000:7.3f} ms/msg  {seconds / total:6.1%}  {label}")
+
+    # Pass 2: the same under cProfile, with the SQL it sends.
+    seed("p-")
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as captured:
+        t0 = time.perf_counter()
+        profile.enable()
+        drain()
+        profile.disable()
+        elapsed = time.perf_counter() - t0
+    report(
+        "engine claim + execute + record (inline, 1 process, profiled)",
+        profile,
+        elapsed,
+        n,
+        captured.captured_queries,
+        args.top,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""``make bench``: the engine's and the API's throughput next to their raw floors.
+
+    .venv/bin/python bench/run.py --database-url postgres://postgres@127.0.0.1:5432/portal
+
+Two measurements on PostgreSQL, each with its floor measured in the same run:
+
+1. Engine: ``--messages`` pending intents delivered through the real processes
+   (``manage.py run_dispatcher`` + ``manage.py qcluster`` with 2 workers, ORM broker)
+   to an in-process gateway that accepts at once, against a raw psycopg loop in 2
+   processes making the same writes per message (``bench/engine_floor.py``).
+2. API: sustained ``POST /api/v1/intents`` under gunicorn (2 workers x 4 threads)
+   from a load generator in another process (``bench/load.py``), against a bare
+   Django view doing the same INSERT (``bench/floor_urls.py``) under the same gunicorn.
+
+Prints a table and writes it to ``bench/results/<timestamp>.json``. A benchmark, not a
+test: it asserts nothing about speed. Every ``bench_*`` database and child process it
+makes is removed on exit, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench.pg import BenchError, Server, db_clock, insert_intents, tenant_id
+from bench.procs import PY, ROOT, Children, run_checked, wait_until
+
+RESULTS_DIR = ROOT / "bench" / "results"
+TENANT = "bench"
+ENGINE_TARGET_RATIO = 0.5
+API_TARGET_RATIO = 0.6
+WARMUP_MESSAGES = 300
+TERMINAL = ("accepted", "failed", "exhausted", "expired", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            return sock.recv(12).startswith(b"HTTP/")
+    except OSError:
+        return False
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, server: Server, work_dir: Path) -> None:
+        self.args = args
+        self.server = server
+        self.work_dir = work_dir
+        self.children = Children(work_dir)
+        self.run_id = f"{os.getpid()}_{int(time.time())}"
+        self.databases: list[str] = []
+        self.template = ""
+        self.api_key = ""
+        self.tenant_id = 0
+
+    # --- databases
+    def database(self, kind: str, *, template: str | None = None) -> str:
+        name = f"bench_{kind}_{self.run_id}"
+        self.databases.append(name)
+        self.server.create_database(name, template=template)
+        return name
+
+    def drop_databases(self) -> None:
+        for name in reversed(self.databases):
+            try:
+                self.server.drop_database(name)
+            except Exception as exc:  # keep dropping the others
+                print(f"bench: could not drop {name}: {exc}", file=sys.stderr)
+        self.databases.clear()
+
+    def env(self, dbname: str, settings: str = "bench.settings", **extra: str) -> dict[str, str]:
+        prometheus = self.work_dir / f"prometheus_{dbname}"
+        prometheus.mkdir(exist_ok=True)
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": settings,
+            "DATABASE_URL": self.server.url_for(dbname),
+            "PROMETHEUS_MULTIPROC_DIR": str(prometheus),
+            "PYTHONUNBUFFERED": "1",
+            "LOG_JSON": "0",
+            **extra,
+        }
+
+    def prepare_template(self) -> None:
+        """Migrate once, sync the real targets, make the tenant and its key."""
+        self.template = self.database("template")
+        env = self.env(self.template)
+        manage = [PY, "manage.py"]
+        run_checked([*manage, "migrate", "--no-input", "-v0"], env, what="migrate")
+        run_checked([*manage, "sync_targets"], env, what="sync_targets")
+        run_checked([*manage, "create_tenant", TENANT], env, what="create_tenant")
+        out = run_checked(
+            [*manage, "create_api_key", "--tenant", TENANT], env, what="create_api_key"
+        )
+        self.api_key = out.strip().splitlines()[-1]
+        with self.server.connect(self.template) as conn:
+            self.tenant_id = tenant_id(conn, TENANT)
+
+    # --- engine
+    def engine(self, kind: str, start_processes) -> dict:
+        """Seed, release ``--messages`` intents at once, time them to the last terminal."""
+        dbname = self.database(kind, template=self.template)
+        names = start_processes(dbname)
+        n = self.args.messages
+        with self.server.connect(dbname, autocommit=True) as conn:
+            # Warm-up: the processes import, connect and prove they run before timing.
+            with conn.transaction():
+                insert_intents(conn, tenant_id=self.tenant_id, count=WARMUP_MESSAGES, prefix="w-")
+            self._wait_drained(conn, names, timeout=120, what=f"{kind} warm-up")
+            with conn.transaction():
+                insert_intents(conn, tenant_id=self.tenant_id, count=n, prefix="m-")
+            released = db_clock(conn)  # the backlog became visible (due) at this commit
+            cpu_before = self.children.cpu_seconds(*names)
+            timeout = max(120.0, n / 20)
+            progress: list[tuple[float, int]] = []
+            drained = self._wait_drained(
+                conn, names, timeout=timeout, what=kind, strict=False, progress=progress
+            )
+            stats = conn.execute(
+                """
+                SELECT count(*) FILTER (WHERE status = 'accepted'),
+                       count(*) FILTER (WHERE status = ANY(%(terminal)s)),
+                       extract(epoch FROM max(finished_at))
+                FROM intents_intent WHERE idempotency_key LIKE %(measured)s
+                """,
+                {"terminal": list(TERMINAL), "measured": "m-%"},
+            ).fetchone()
+            first_attempt, attempts = conn.execute(
+                """
+                SELECT extract(epoch FROM min(a.started_at)), count(*)
+                FROM intents_attempt AS a JOIN intents_intent AS i ON i.id = a.intent_id
+                WHERE i.idempotency_key LIKE %s
+                """,
+                ("m-%",),
+            ).fetchone()
+            elapsed_to_now = db_clock(conn) - released
+        cpu = self.children.cpu_seconds(*names) - cpu_before
+        self.children.stop(*names)
+        accepted, terminal, last_finished = stats
+        elapsed = (float(last_finished) - released) if drained else elapsed_to_now
+        return {
+            "messages": n,
+            "accepted": accepted,
+            "terminal": terminal,
+            "attempts": attempts,
+            "completed": bool(drained),
+            "seconds": round(elapsed, 3),
+            "first_attempt_after_s": (
+                round(float(first_attempt) - released, 3) if first_attempt else None
+            ),
+            "messages_per_s": terminal / elapsed if elapsed > 0 else 0.0,
+            # CPU of the processes under test (not PostgreSQL's): steadier than wall time
+            # on a shared machine.
+            "cpu_ms_per_message": cpu * 1000 / terminal if terminal else None,
+            "open_intents_over_time": progress,
+        }
+
+    def _wait_drained(
+        self,
+        conn,
+        names,
+        *,
+        timeout: float,
+        what: str,
+        strict: bool = True,
+        progress: list | None = None,
+    ):
+        t0 = time.monotonic()
+
+        def drained() -> bool:
+            self.children.check_alive(*names)
+            left = conn.execute(
+                "SELECT count(*) FROM intents_intent WHERE status IN ('pending', 'in_flight')"
+            ).fetchone()[0]
+            if progress is not None:  # (seconds, open intents): shows a slowdown over a run
+                elapsed = round(time.monotonic() - t0, 1)
+                if not progress or elapsed - progress[-1][0] >= 5 or left == 0:
+                    progress.append((elapsed, left))
+            return left == 0
+
+        try:
+            return wait_until(drained, timeout=timeout, what=what, interval=0.2)
+        except BenchError:
+            if strict:
+                raise
+            return False
+
+    def start_product_engine(self, dbname: str) -> list[str]:
+        env = self.env(dbname, Q_WORKERS="2")
+        self.children.start("qcluster", [PY, "manage.py", "qcluster"], env)
+        self.children.start("dispatcher", [PY, "manage.py", "run_dispatcher"], env)
+        return ["qcluster", "dispatcher"]
+
+    def start_floor_engine(self, dbname: str) -> list[str]:
+        env = self.env(dbname)
+        names = []
+        for i in (1, 2):
+            name = f"engine_floor_{i}"
+            argv = [PY, "-m", "bench.engine_floor", self.server.conninfo(dbname)]
+            self.children.start(name, [*argv, "--tenant-id", str(self.tenant_id)], env)
+            names.append(name)
+        return names
+
+    # --- API
+    def api(self, kind: str, settings: str, *, api_key: str) -> dict:
+        dbname = self.database(kind, template=self.template)
+        port = free_port()
+        env = self.env(dbname, settings, BENCH_TENANT_ID=str(self.tenant_id))
+        gunicorn = str(Path(PY).with_name("gunicorn"))
+        argv = [
+            gunicorn, "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", "2", "--threads", str(self.args.threads), "--worker-class", "gthread",
+            "--keep-alive", "30", "--log-level", "warning",
+        ]  # fmt: skip
+        name = f"gunicorn_{kind}"
+        self.children.start(name, argv, env)
+        wait_until(
+            lambda: self.children.check_alive(name) or http_answers(port),
+            timeout=60,
+            what=f"gunicorn ({kind})",
+        )
+        load_argv = [
+            PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}/api/v1/intents",
+            "--api-key", api_key, "--concurrency", str(self.args.concurrency),
+            "--warmup", str(self.args.warmup), "--duration", str(self.args.duration),
+            "--requests", str(self.args.requests),
+        ]  # fmt: skip
+        cpu_before = self.children.cpu_seconds(name)
+        out = run_checked(load_argv, env, what=f"load generator ({kind})")
+        self.children.check_alive(name)
+        cpu = self.children.cpu_seconds(name) - cpu_before
+        self.children.stop(name)
+        result = json.loads(out.strip().splitlines()[-1])
+        # gunicorn's CPU (master + workers; not PostgreSQL's) per request it answered.
+        answered = result["requests_total"]
+        result["server_cpu_ms_per_request"] = cpu * 1000 / answered if answered else None
+        with self.server.connect(dbname) as conn:
+            result["rows_inserted"] = conn.execute(
+                "SELECT count(*) FROM intents_intent"
+            ).fetchone()[0]
+        return result
+
+
+def ratio(product: float, floor: float) -> float | None:
+    return product / floor if floor else None
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render(results: dict) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Submission Portal bench — {results['started_at']}",
+        f"machine: {machine['cpus']} CPUs, {machine['platform']}, Python {machine['python']}, "
+        f"PostgreSQL {machine['postgresql']}",
+        f"code: {results['code']['commit']}{' + uncommitted changes' if results['code']['dirty'] else ''}",
+        "",
+        f"{'measurement':<34}{'product':>12}{'floor':>12}{'ratio':>8}{'target':>9}",
+        "-" * 75,
+    ]
+    engine = results.get("engine")
+    if engine:
+        p, f = engine["product"], engine["floor"]
+        r = engine["ratio"]
+        lines.append(
+            f"{'engine throughput (msg/s)':<34}{fmt(p['messages_per_s']):>12}"
+            f"{fmt(f['messages_per_s']):>12}{fmt(r, 2):>8}{'>= ' + str(ENGINE_TARGET_RATIO):>9}"
+        )
+        lines.append(
+            f"{'  seconds for ' + format(p['messages'], ',') + ' messages':<34}"
+            f"{fmt(p['seconds'], 2):>12}{fmt(f['seconds'], 2):>12}"
+        )
+        cpu_p, cpu_f = p["cpu_ms_per_message"], f["cpu_ms_per_message"]
+        lines.append(
+            f"{'  CPU ms per message (processes)':<34}{fmt(cpu_p, 3):>12}{fmt(cpu_f, 3):>12}"
+            f"{fmt(ratio(cpu_f, cpu_p) if cpu_p else None, 2):>8}"
+        )
+    api = results.get("api")
+    if api:
+        p, f = api["product"], api["floor"]
+        lines.append(
+            f"{'API intake (requests/s)':<34}{fmt(p['requests_per_s']):>12}"
+            f"{fmt(f['requests_per_s']):>12}{fmt(api['ratio'], 2):>8}"
+            f"{'>= ' + str(API_TARGET_RATIO):>9}"
+        )
+        for key, label in (("p50_ms", "  latency p50 (ms)"), ("p99_ms", "  latency p99 (ms)")):
+            lines.append(f"{label:<34}{fmt(p[key], 2):>12}{fmt(f[key], 2):>12}")
+        cpu_p, cpu_f = p["server_cpu_ms_per_request"], f["server_cpu_ms_per_request"]
+        lines.append(
+            f"{'  server CPU ms per request':<34}{fmt(cpu_p, 2):>12}{fmt(cpu_f, 2):>12}"
+            f"{fmt(ratio(cpu_f, cpu_p) if cpu_p else None, 2):>8}"
+        )
+        lines.append(f"{'  requests counted':<34}{p['requests']:>12,}{f['requests']:>12,}")
+        lines.append(
+            f"{'  load generator CPU (s)':<34}{fmt(p['client_cpu_s'], 1):>12}"
+            f"{fmt(f['client_cpu_s'], 1):>12}"
+        )
+    notes = results.get("notes") or []
+    if notes:
+        lines += ["", *[f"note: {n}" for n in notes]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Engine and API figures with their ratio to raw floors (PostgreSQL)."
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
+        help="a PostgreSQL server on loopback; its database name is unused",
+    )
+    parser.add_argument("--messages", type=int, default=20_000, help="engine messages")
+    parser.add_argument(
+        "--requests", type=int, default=0, help="stop each API run after this many (0: --duration)"
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of API load each")
+    parser.add_argument("--warmup", type=float, default=3.0, help="API warm-up seconds, uncounted")
+    parser.add_argument("--concurrency", type=int, default=8, help="API client threads")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--skip-api", action="store_true")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.requests < 0 or args.duration <= 0 or args.concurrency < 1:
+        parser.error("--messages, --duration and --concurrency must be positive")
+    return args
+
+
+def code_version() -> dict:
+    """The commit measured, and whether the checkout had uncommitted changes (read-only git)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain")),
+    }
+
+
+def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) -> dict:
+    started = dt.datetime.now(dt.UTC)
+    results: dict = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(terse=True),
+            "python": platform.python_version(),
+            "postgresql": version,
+        },
+        "code": code_version(),
+        "options": {k: v for k, v in vars(args).items() if k != "database_url"},
+        "notes": [],
+    }
+    bench = Bench(args, server, work_dir)
+    try:
+        print("preparing the bench database (migrate, sync_targets, tenant, key)...", flush=True)
+        bench.prepare_template()
+        if not args.skip_engine:
+            print(f"engine: product, {args.messages:,} messages...", flush=True)
+            product = bench.engine("engine", bench.start_product_engine)
+            print(f"engine: floor, {args.messages:,} messages...", flush=True)
+            floor = bench.engine("enginefloor", bench.start_floor_engine)
+            results["engine"] = {
+                "product": product,
+                "floor": floor,
+                "ratio": ratio(product["messages_per_s"], floor["messages_per_s"]),
+            }
+            for label, r in (("product", product), ("floor", floor)):
+                if (
+                    not r["completed"]
+                    or r["messages"] != r["accepted"]
+                    or (r["messages"] != r["attempts"])
+                ):
+                    results["notes"].append(
+                        f"engine {label}: {r['accepted']:,} of {r['messages']:,} accepted, "
+                        f"{r['terminal']:,} terminal, {r['attempts']:,} attempts when timed"
+                    )
+        if not args.skip_api:
+            print(f"API: product, {args.duration:g} s of load...", flush=True)
+            product = bench.api("api", "bench.settings", api_key=bench.api_key)
+            print(f"API: floor, {args.duration:g} s of load...", flush=True)
+            floor = bench.api("apifloor", "bench.floor_settings", api_key="")
+            results["api"] = {
+                "product": product,
+                "floor": floor,
+                "ratio": ratio(product["requests_per_s"], floor["requests_per_s"]),
+            }
+            for label, r in (("product", product), ("floor", floor)):
+                bad = {k: v for k, v in r["statuses"].items() if k not in ("200", "201")}
+                if bad or r["errors"]:
+                    results["notes"].append(
+                        f"API {label}: non-2xx {bad} errors {r['errors']} {r['first_error']}"
+                    )
+    finally:
+        bench.children.stop_all()
+        bench.drop_databases()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM and SIGHUP unwind like Ctrl-C (also when started with SIGINT ignored, as a
+    # background job is), so the finally blocks stop the children and drop the databases.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    server = Server(args.database_url)
+    try:
+        version = server.check()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
+            results = run(args, server, version, Path(tmp))
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; children stopped and bench_ databases dropped", file=sys.stderr)
+        return 130
+    table = render(results)
+    print()
+    print(table)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{stamp}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten to {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
