@@ -6,6 +6,8 @@ superusers may grant superuser status or raw permissions, and nobody deletes a u
 audited by the m2m signal in ``signals.py``; this admin names the acting user for it.
 TOTP devices have no admin of their own: enrolment is self-service and a reset is an
 audited action on the user.
+
+Tenants and API keys live in ``admin_tenants.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+# The admin is the one place in portal.accounts that reads intents: the tenant list shows
+# each tenant's open-intent count next to its cap.
 from portal.audit.services import Actor, audit_context, audit_record, ip_from_request
 from portal.errors import DomainError
 
@@ -166,3 +170,7 @@ class PortalAccessAttemptAdmin(RoleRequiredAdminMixin, AccessAttemptAdmin):
                 data={"username": attempt.username, "attempt_ip": attempt.ip_address},
                 ip_address=ip_from_request(request),
             )
+
+
+# Tenants and API keys: registered on import (portal/accounts/admin_tenants.py).
+from . import admin_tenants  # noqa: E402, F401
