@@ -260,7 +260,7 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
 
     from gateways import registry
     from intents import dispatch, execution
-    from intents.models import Intent
+    from intents.models import Attempt
 
     def seed(prefix: str) -> None:
         with bench.server.connect(dbname) as conn:
@@ -279,8 +279,9 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
     timer = PhaseTimer()
     timer.wrap(dispatch, "claim_batch", "claim (select for update + lease)")
     timer.wrap(execution, "record_outcomes", "record (lock, decide, bulk write)")
-    timer.wrap(execution, "_save", "  of which _save (bulk_update + bulk_create)")
-    timer.wrap(Intent.objects, "bulk_update", "    of which bulk_update")
+    timer.wrap(execution, "_save", "  of which _save (intent UPDATEs + attempt INSERT)")
+    timer.wrap(execution, "_write_states", "    of which _write_states (executemany UPDATE)")
+    timer.wrap(Attempt.objects, "bulk_create", "    of which Attempt bulk_create")
     timer.wrap(registry, "new_http_client", "gateway session: new httpx client")
     timer.wrap(execution.asyncio, "run", "gateway calls (asyncio.run incl. session)")
     t0 = time.perf_counter()

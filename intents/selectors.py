@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import time
 import uuid
 
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 
+from portal import clock
 from portal.accounts.models import Tenant
 
 from .errors import IntentNotFound
-from .models import Attempt, Intent, IntentStatus, Target
+from .models import OPEN_STATUSES, Attempt, Intent, IntentStatus, Target, TargetRevision
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
 CLAIM_FIELDS = ("id", "public_id", "correlation_id", "next_attempt_at", "attempt_timeout_s")
@@ -43,18 +47,140 @@ def intent_by_idempotency_key(*, tenant_id: int, key: str) -> Intent | None:
     return Intent.objects.filter(tenant_id=tenant_id, idempotency_key=key).first()
 
 
+# --- The open-intent quota ---------------------------------------------------------
+#
+# Counting a tenant's open intents reads every one of them (no index makes a count
+# O(1)), so each web process keeps, per tenant, one exact count and the time it was
+# taken, and bounds the count now from above:
+#
+#     open now <= open at the count + intents created since (the count - margin)
+#
+# Intents only become open by being created (or by a replay, see below), so the right
+# side never under-counts; closing only makes it looser. The second term is a range
+# over intent_tenant_created_idx (tenant, created_at) covering the last few seconds of
+# the tenant's intake, read only up to the headroom left under the cap, so it does not
+# grow with the backlog. Only when the bound reaches the cap, or the count is older
+# than OPEN_COUNT_MAX_AGE, is the tenant counted exactly again (reading at most ``cap``
+# rows, as before): a submit is never admitted on an estimate at or above the cap.
+#
+# The margin covers a creating transaction that committed after the count started
+# (its created_at is stamped before its INSERT) and clock skew between web machines.
+# A replay re-opens intents without creating them; the process that runs it drops its
+# own count, others notice within OPEN_COUNT_MAX_AGE (a replay is not checked against
+# the quota either).
+
+OPEN_COUNT_MAX_AGE = dt.timedelta(seconds=5)
+OPEN_COUNT_MARGIN = dt.timedelta(seconds=5)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _OpenCount:
+    count: int
+    as_of: dt.datetime  # read before the count ran
+
+
+_open_counts: dict[int, _OpenCount] = {}
+
+
+def open_intent_count_exact(*, tenant_id: int, cap: int) -> int:
+    """The tenant's open intents, counted up to ``cap`` (reads at most ``cap`` rows)."""
+    return (
+        Intent.objects.filter(tenant_id=tenant_id, status__in=OPEN_STATUSES)
+        .order_by()
+        .values("id")[:cap]
+        .count()
+    )
+
+
+def intents_created_since_reach(*, tenant_id: int, since: dt.datetime, limit: int) -> bool:
+    """True when the tenant created at least ``limit`` intents at or after ``since``.
+
+    Seeks intent_tenant_created_idx and reads at most ``limit`` entries: a COUNT over
+    TOP/LIMIT, not OFFSET, which SQL Server would only take with an ORDER BY.
+    """
+    created = (
+        Intent.objects.filter(tenant_id=tenant_id, created_at__gte=since)
+        .order_by()
+        .values("id")[:limit]
+        .count()
+    )
+    return created >= limit
+
+
 def open_intent_count_reaches(*, tenant_id: int, cap: int) -> bool:
-    """True when the tenant has at least ``cap`` open intents; reads at most ``cap`` rows."""
+    """True when the tenant has at least ``cap`` open intents (see the notes above)."""
     if cap <= 0:
         return True
-    return (
-        Intent.objects.filter(
-            tenant_id=tenant_id, status__in=(IntentStatus.PENDING, IntentStatus.IN_FLIGHT)
-        )
-        .order_by()
-        .values("id")[cap - 1 : cap]
-        .exists()
+    now = clock.now()
+    known = _open_counts.get(tenant_id)
+    if known is not None and known.as_of <= now < known.as_of + OPEN_COUNT_MAX_AGE:
+        headroom = cap - known.count
+        if headroom > 0 and not intents_created_since_reach(
+            tenant_id=tenant_id, since=known.as_of - OPEN_COUNT_MARGIN, limit=headroom
+        ):
+            return False
+    count = open_intent_count_exact(tenant_id=tenant_id, cap=cap)
+    _open_counts[tenant_id] = _OpenCount(count=count, as_of=now)
+    return count >= cap
+
+
+def open_intent_count_forget(*, tenant_id: int) -> None:
+    """Drop this process's count, so the next check counts exactly (after a re-open)."""
+    _open_counts.pop(tenant_id, None)
+
+
+# --- Target resolution for submissions ----------------------------------------------
+#
+# Every submit needs its target and current revision; the registry changes only through
+# sync_targets (or the admin). Each process keeps what it read for TARGET_CACHE_MAX_AGE.
+# A save of any Target or TargetRevision in this process empties it at once; other
+# processes see a change within TARGET_CACHE_MAX_AGE. Only acceptance uses a cached
+# entry: an unknown key or an incompatible version is read again before it is refused,
+# so a newly synced target or version is never refused for being cached.
+
+TARGET_CACHE_MAX_AGE = 2.0  # seconds
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _CachedTarget:
+    target: Target
+    read_at: float  # time.monotonic()
+
+
+_targets: dict[str, _CachedTarget] = {}
+
+
+def active_target_with_revision(*, key: str, fresh: bool = False) -> Target | None:
+    """The active target ``key`` with ``current_revision`` loaded, or None."""
+    now = time.monotonic()
+    cached = _targets.get(key)
+    if not fresh and cached is not None and now - cached.read_at < TARGET_CACHE_MAX_AGE:
+        return cached.target
+    target = (
+        Target.objects.select_related("current_revision")
+        .filter(key=key, is_active=True, current_revision__isnull=False)
+        .first()
     )
+    if target is not None:
+        _targets[key] = _CachedTarget(target=target, read_at=now)
+    else:
+        _targets.pop(key, None)
+    return target
+
+
+def intake_caches_clear(**_: object) -> None:
+    """Forget every cached target and open-intent count of this process."""
+    _targets.clear()
+    _open_counts.clear()
+
+
+def _registry_changed(**_: object) -> None:
+    _targets.clear()
+
+
+post_save.connect(_registry_changed, sender=Target, dispatch_uid="intake-target-saved")
+post_save.connect(_registry_changed, sender=TargetRevision, dispatch_uid="intake-revision-saved")
+post_delete.connect(_registry_changed, sender=Target, dispatch_uid="intake-target-deleted")
 
 
 def intent_get_for_tenant(*, tenant: Tenant, public_id: object) -> Intent:

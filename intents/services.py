@@ -30,7 +30,13 @@ from .errors import (
 )
 from .models import DEAD_LETTER_STATUSES, Intent, IntentStatus, ReasonCode, Target
 from .registry import VERSION_PATTERN, is_compatible, payload_errors
-from .selectors import intent_by_idempotency_key, intent_get_for_tenant, open_intent_count_reaches
+from .selectors import (
+    active_target_with_revision,
+    intent_by_idempotency_key,
+    intent_get_for_tenant,
+    open_intent_count_forget,
+    open_intent_count_reaches,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,23 +94,27 @@ def _replay_or_conflict(
 def _resolve_target(*, tenant: Tenant, target_key: Any, contract_version: Any) -> Target:
     if not isinstance(target_key, str) or not target_key:
         raise InvalidRequest("target must be a non-empty string.")
-    target = (
-        Target.objects.select_related("current_revision")
-        .filter(key=target_key, is_active=True, current_revision__isnull=False)
-        .first()
-    )
+    target = active_target_with_revision(key=target_key)
+    if target is not None and not _compatible(target, contract_version):
+        # Maybe cached before a sync raised the version: refuse only on what is stored.
+        target = active_target_with_revision(key=target_key, fresh=True)
     if target is None:
         raise TargetUnknown(f"No target {target_key!r} in the registry.")
     if not tenant.may_use_target(target_key):
         raise TargetNotAllowed(f"Target {target_key!r} is not allowed for this tenant.")
-    if contract_version is not None:
+    if not _compatible(target, contract_version):
         registry_version = target.current_revision.version
-        if not is_compatible(registry_version=registry_version, requested_version=contract_version):
-            raise ContractIncompatible(
-                f"Requested contract {contract_version} is not compatible with {target_key} "
-                f"{registry_version} (same MAJOR and MINOR <= {registry_version} accepted)."
-            )
+        raise ContractIncompatible(
+            f"Requested contract {contract_version} is not compatible with {target_key} "
+            f"{registry_version} (same MAJOR and MINOR <= {registry_version} accepted)."
+        )
     return target
+
+
+def _compatible(target: Target, contract_version: Any) -> bool:
+    return contract_version is None or is_compatible(
+        registry_version=target.current_revision.version, requested_version=contract_version
+    )
 
 
 def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: Any) -> None:
@@ -144,11 +154,77 @@ def intent_submit(
     requested = contract_version or ""
     target_name = target_key if isinstance(target_key, str) else ""
 
-    # A retried request is answered from what it created, whatever changed since.
-    existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
-    if existing is not None:
-        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
+    try:
+        target, contract, deadline_s = _admissible(
+            tenant=tenant,
+            target_key=target_key,
+            contract_version=contract_version,
+            payload=payload,
+            deadline_seconds=deadline_seconds,
+        )
+    except (
+        InvalidRequest,
+        TargetUnknown,
+        TargetNotAllowed,
+        ContractIncompatible,
+        PayloadInvalid,
+        QuotaExceeded,
+    ):
+        # A retried request is answered from what it created, whatever changed since.
+        existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
+        if existing is not None:
+            return _replay_or_conflict(
+                existing, target_key=target_name, requested=requested, sha=sha
+            )
+        raise
 
+    revision = target.current_revision
+    now = clock.now()
+    intent = Intent(
+        tenant=tenant,
+        idempotency_key=key,
+        target=target,
+        target_key=target.key,
+        requested_version=requested,
+        contract_version=revision.version,
+        target_revision=revision,
+        contract=contract,
+        payload=payload_bytes,
+        payload_sha256=sha,
+        metadata=metadata,
+        status=IntentStatus.PENDING,
+        max_attempts=contract["retry"]["max_attempts"],
+        attempt_timeout_s=contract["attempt_timeout_s"],
+        next_attempt_at=now,
+        deadline_at=now + dt.timedelta(seconds=deadline_s),
+        correlation_id=correlation_id,
+        created_at=now,
+        updated_at=now,
+    )
+    # Insert first: the unique (tenant, idempotency key) index decides between a new
+    # request and a retry, so a new one costs no lookup and concurrent ones cannot both
+    # win.
+    try:
+        _insert(intent)
+    except IntegrityError:
+        existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
+        if existing is None:
+            raise
+        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
+    INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
+    lifecycle.submitted(intent)
+    return SubmitResult(intent=intent, created=True)
+
+
+def _admissible(
+    *,
+    tenant: Tenant,
+    target_key: Any,
+    contract_version: str | None,
+    payload: Any,
+    deadline_seconds: float | None,
+) -> tuple[Target, dict[str, Any], float]:
+    """The target, the effective contract and the deadline in seconds, or why not."""
     target = _resolve_target(
         tenant=tenant, target_key=target_key, contract_version=contract_version
     )
@@ -173,41 +249,17 @@ def intent_submit(
             f"This tenant already has {tenant.max_open_intents} open intents; "
             "wait for some to finish."
         )
+    return target, contract, deadline_s
 
-    now = clock.now()
-    intent = Intent(
-        tenant=tenant,
-        idempotency_key=key,
-        target=target,
-        target_key=target.key,
-        requested_version=requested,
-        contract_version=revision.version,
-        target_revision=revision,
-        contract=contract,
-        payload=payload_bytes,
-        payload_sha256=sha,
-        metadata=metadata,
-        status=IntentStatus.PENDING,
-        max_attempts=contract["retry"]["max_attempts"],
-        attempt_timeout_s=contract["attempt_timeout_s"],
-        next_attempt_at=now,
-        deadline_at=now + dt.timedelta(seconds=deadline_s),
-        correlation_id=correlation_id,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
+
+def _insert(intent: Intent) -> None:
+    """One INSERT. In autocommit it commits itself (no BEGIN/COMMIT round trips); inside
+    a caller's transaction a savepoint keeps a duplicate key from breaking it."""
+    if transaction.get_connection().in_atomic_block:
         with transaction.atomic():
             intent.save(force_insert=True)
-    except IntegrityError:
-        # Another request with this key won the race: answer as its replay would be.
-        existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
-        if existing is None:
-            raise
-        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
-    INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
-    lifecycle.submitted(intent)
-    return SubmitResult(intent=intent, created=True)
+    else:
+        intent.save(force_insert=True)
 
 
 def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
@@ -266,6 +318,8 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.lease_expires_at = None
         intent.updated_at = now
         intent.save()
+    # It is open again without being created: this process's quota estimate cannot see it.
+    open_intent_count_forget(tenant_id=intent.tenant_id)
     return intent
 
 

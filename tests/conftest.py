@@ -26,6 +26,20 @@ def pytest_configure(config: pytest.Config) -> None:
         install_parity_flags()
 
 
+@pytest.fixture(autouse=True)
+def _intake_caches_cleared():
+    """Each test starts without another test's cached targets or open-intent counts.
+
+    Their database rows were rolled back, but the per-process caches of the intake
+    path (intents.selectors) would still hold them.
+    """
+    from intents.selectors import intake_caches_clear
+
+    intake_caches_clear()
+    yield
+    intake_caches_clear()
+
+
 @pytest.fixture
 def frozen_clock():
     """The engine's clock, frozen; ``frozen_clock.advance(s)`` moves it. Never sleep."""

@@ -19,6 +19,7 @@ from ..base import GatewayMessage, GatewayResult, Outcome
 
 class InProcessGateway:
     name = "inprocess"
+    uses_http_client = False  # so the registry never builds an httpx client for it
 
     def __init__(self, *, client: httpx.AsyncClient | None = None, name: str | None = None) -> None:
         # ``client`` is accepted (and unused) so the registry builds every adapter alike.

@@ -90,10 +90,14 @@ class AttemptLog:
 def attempt(intent: Any, *, gateway: str, timeout_s: float) -> Iterator[AttemptLog]:
     """Around one gateway call: ``attempt.started`` before, ``attempt.finished`` after.
 
-    Everything logged inside (httpx included) carries the intent's correlation id.
+    Everything logged inside (httpx included) carries the intent's correlation id, also
+    when the lifecycle lines themselves are off: then only they are skipped.
     """
     record = AttemptLog()
     with intent_context(intent):
+        if not _enabled():
+            yield record
+            return
         number = intent.attempts_count + 1
         logger.info(
             "attempt.started", attempt=number, gateway=gateway, timeout_s=round(timeout_s, 3)

@@ -17,7 +17,7 @@ import sqlglot
 
 from deadletters import selectors as deadletter_selectors
 from deadletters.models import DeadLetter, DeadLetterStatus
-from intents import dispatch
+from intents import dispatch, execution
 from intents import selectors as intent_selectors
 from intents.models import Intent, IntentStatus, ReasonCode
 from portal import clock
@@ -123,6 +123,37 @@ def test_lease_update_targets_claimed_rows_by_primary_key(version):
     assert isinstance(statement.tree, sqlglot.exp.Update)
     assert statement.predicates["id"] == [("IN", (Bound(11), Bound(12)))]
     assert list(statement.predicates) == ["id"]
+
+
+# --- Recording outcomes -----------------------------------------------------------
+
+
+def test_recorded_states_are_one_update_by_primary_key_per_intent(version):
+    recorded = [
+        Intent(
+            id=n,
+            status=IntentStatus.ACCEPTED,
+            attempts_count=1,
+            lease_owner="",
+            reason_code=ReasonCode.GATEWAY_ACCEPTED,
+            gateway_message_id=f"m-{n}",
+            finished_at=NOW,
+            updated_at=NOW,
+        )
+        for n in (11, 12)
+    ]
+    with as_default(version) as connection:
+        execution._write_states(recorded)
+    [(sql, rows)] = [(sql, p) for sql, p in connection.catalog_queries if "UPDATE" in sql]
+    statement = shape(sql, rows[0])
+
+    assert isinstance(statement.tree, sqlglot.exp.Update)
+    assert_plain_tsql(statement)
+    assert statement.table == "intents_intent"
+    assert list(statement.predicates) == ["id"]
+    assert statement.predicates["id"] == [("=", Bound(11))]
+    assert [row[-1] for row in rows] == [11, 12]  # one parameter row per intent
+    assert len(rows[0]) == len(execution.RECORDED_FIELDS) + 1
 
 
 # --- The sweeper -----------------------------------------------------------------

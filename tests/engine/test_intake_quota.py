@@ -1,0 +1,178 @@
+"""The open-intent quota on its bounded estimate, and the per-process target cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from intents import errors, selectors
+from intents.models import OPEN_STATUSES, Intent, IntentStatus, Target, TargetRevision
+from intents.services import intent_cancel, intent_submit
+
+pytestmark = pytest.mark.django_db
+
+PAYLOAD = {"to": "+15550100001", "text": "Your code is 123456"}
+
+
+def submit(tenant, key, **overrides):
+    args = {
+        "tenant": tenant,
+        "idempotency_key": key,
+        "target_key": "sms.otp",
+        "contract_version": None,
+        "payload": PAYLOAD,
+    }
+    args.update(overrides)
+    return intent_submit(**args)
+
+
+@pytest.fixture
+def exact_counts(monkeypatch):
+    """How many times the O(open intents) exact count ran."""
+    calls = []
+    real = selectors.open_intent_count_exact
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "open_intent_count_exact", counted)
+    return calls
+
+
+def open_count(tenant) -> int:
+    return Intent.objects.filter(tenant=tenant, status__in=OPEN_STATUSES).count()
+
+
+def test_the_cap_holds_exactly_while_most_checks_skip_the_exact_count(
+    tenant, targets, frozen_clock, exact_counts
+):
+    tenant.max_open_intents = 5
+    tenant.save(update_fields=["max_open_intents"])
+    for n in range(5):
+        assert submit(tenant, f"k{n}").created
+    # One exact count (the first submit); the next four were admitted on the estimate.
+    assert len(exact_counts) == 1
+
+    with pytest.raises(errors.QuotaExceeded):
+        submit(tenant, "k5")
+    assert open_count(tenant) == 5
+    # The estimate reached the cap, so the refusal was decided by an exact count.
+    assert len(exact_counts) == 2
+
+    # Capacity freed anywhere is seen at once: near the cap every check counts.
+    intent_cancel(tenant=tenant, public_id=Intent.objects.get(idempotency_key="k0").public_id)
+    assert submit(tenant, "k6").created
+    with pytest.raises(errors.QuotaExceeded):
+        submit(tenant, "k7")
+    assert open_count(tenant) == 5
+
+
+def test_intents_created_by_other_processes_count_against_the_estimate(
+    tenant, targets, frozen_clock, exact_counts
+):
+    tenant.max_open_intents = 3
+    tenant.save(update_fields=["max_open_intents"])
+    first = submit(tenant, "mine").intent
+    # Another web process creates two intents after this process counted.
+    for key in ("theirs-1", "theirs-2"):
+        Intent.objects.create(
+            **{
+                field.name: getattr(first, field.name)
+                for field in Intent._meta.concrete_fields
+                if field.name not in ("id", "public_id", "idempotency_key")
+            },
+            idempotency_key=key,
+        )
+    with pytest.raises(errors.QuotaExceeded):
+        submit(tenant, "one-too-many")
+    assert open_count(tenant) == 3
+
+
+def test_a_backlog_created_before_the_count_is_not_read_again(
+    tenant, targets, frozen_clock, exact_counts, monkeypatch
+):
+    """Far below the cap, a check reads only the last seconds' intake, not the backlog."""
+    tenant.max_open_intents = 1_000
+    tenant.save(update_fields=["max_open_intents"])
+    submit(tenant, "first")
+    counted_at = frozen_clock.now
+    frozen_clock.advance(1)
+    checks = []
+    real = selectors.intents_created_since_reach
+
+    def spy(**kwargs):
+        checks.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "intents_created_since_reach", spy)
+    assert submit(tenant, "second").created
+    assert len(exact_counts) == 1
+    assert checks == [
+        {
+            "tenant_id": tenant.pk,
+            "since": counted_at - selectors.OPEN_COUNT_MARGIN,
+            "limit": 1_000,  # the headroom under the cap: reads at most this many
+        }
+    ]
+
+
+def test_an_old_count_is_taken_again(tenant, targets, frozen_clock, exact_counts):
+    submit(tenant, "a")
+    frozen_clock.advance(selectors.OPEN_COUNT_MAX_AGE.total_seconds() + 0.1)
+    submit(tenant, "b")
+    assert len(exact_counts) == 2
+
+
+def test_a_replay_reopen_drops_this_process_count(tenant, targets, frozen_clock, exact_counts):
+    from intents.services import intent_reopen
+
+    tenant.max_open_intents = 2
+    tenant.save(update_fields=["max_open_intents"])
+    failed = submit(tenant, "failed").intent
+    Intent.objects.filter(pk=failed.pk).update(
+        status=IntentStatus.FAILED, finished_at=frozen_clock.now
+    )
+    submit(tenant, "open")
+    intent_reopen(intent=failed)
+    with pytest.raises(errors.QuotaExceeded):
+        submit(tenant, "third")
+
+
+# --- The target cache ----------------------------------------------------------------
+
+
+def test_a_registry_change_in_this_process_is_seen_at_once(tenant, targets):
+    assert submit(tenant, "a").created  # sms.otp is now cached
+    target = Target.objects.get(key="sms.otp")
+    target.is_active = False
+    target.save(update_fields=["is_active", "updated_at"])
+    with pytest.raises(errors.TargetUnknown):
+        submit(tenant, "b")
+
+
+def test_a_cached_target_never_refuses_a_version_synced_elsewhere(tenant, targets):
+    assert submit(tenant, "a").intent.contract_version == "1.2"
+    # Another process records 1.3: no signal reaches this one (bulk_create, update).
+    target = Target.objects.get(key="sms.otp")
+    current = target.current_revision
+    TargetRevision.objects.bulk_create(
+        [
+            TargetRevision(
+                target=target,
+                version="1.3",
+                major=1,
+                minor=3,
+                gateway=current.gateway,
+                contract={**current.contract, "version": "1.3"},
+                checksum="f" * 64,
+                source_path=current.source_path,
+                created_by="elsewhere",
+            )
+        ]
+    )
+    newer = TargetRevision.objects.get(target=target, version="1.3")
+    Target.objects.filter(pk=target.pk).update(current_revision=newer)
+
+    result = submit(tenant, "b", contract_version="1.3")
+    assert result.created
+    assert result.intent.contract_version == "1.3"
