@@ -3,7 +3,10 @@
 The same writes the engine makes per message, in raw psycopg with nothing else: claim
 up to 100 due rows with ``FOR UPDATE SKIP LOCKED`` and lease them with one UPDATE
 (one transaction), then one attempt INSERT and one intent UPDATE per message (one
-transaction per batch; ``executemany`` pipelines the statements). Runs until SIGTERM,
+transaction per batch). By default ``executemany`` pipelines those statements (the
+strictest floor); ``--per-message`` sends them one at a time in a loop, the floor as
+issue 2 defines it ("a raw psycopg loop doing claim + attempt INSERT + intent UPDATE per
+message"). Runs until SIGTERM,
 like the product's processes; the bench watches the table to see when all is done.
 """
 
@@ -47,7 +50,9 @@ WHERE id = %s AND lease_owner = %s AND status = 'in_flight'
 """
 
 
-def run(conninfo: str, *, tenant_id: int, batch_size: int, idle_s: float) -> int:
+def run(
+    conninfo: str, *, tenant_id: int, batch_size: int, idle_s: float, per_message: bool = False
+) -> int:
     processed = 0
     worker = f"floor@{os.getpid()}"
     stopping = []
@@ -67,8 +72,13 @@ def run(conninfo: str, *, tenant_id: int, batch_size: int, idle_s: float) -> int
                 continue
             message_ids = {i: f"floor-{uuid.uuid4()}" for i in ids}
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(INSERT_ATTEMPT, [(i, message_ids[i], token) for i in ids])
-                cur.executemany(RECORD, [(message_ids[i], i, token) for i in ids])
+                if per_message:
+                    for i in ids:
+                        cur.execute(INSERT_ATTEMPT, (i, message_ids[i], token))
+                        cur.execute(RECORD, (message_ids[i], i, token))
+                else:
+                    cur.executemany(INSERT_ATTEMPT, [(i, message_ids[i], token) for i in ids])
+                    cur.executemany(RECORD, [(message_ids[i], i, token) for i in ids])
             processed += len(ids)
     return processed
 
@@ -79,9 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenant-id", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--idle-s", type=float, default=0.05)
+    parser.add_argument("--per-message", action="store_true", help="no pipelining")
     args = parser.parse_args(argv)
     count = run(
-        args.conninfo, tenant_id=args.tenant_id, batch_size=args.batch_size, idle_s=args.idle_s
+        args.conninfo,
+        tenant_id=args.tenant_id,
+        batch_size=args.batch_size,
+        idle_s=args.idle_s,
+        per_message=args.per_message,
     )
     print(count)
     return 0

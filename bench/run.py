@@ -211,12 +211,14 @@ class Bench:
         self.children.start("dispatcher", [PY, "manage.py", "run_dispatcher"], env)
         return ["qcluster", "dispatcher"]
 
-    def start_floor_engine(self, dbname: str) -> list[str]:
+    def start_floor_engine(self, dbname: str, *, per_message: bool = False) -> list[str]:
         env = self.env(dbname)
         names = []
         for i in (1, 2):
             name = f"engine_floor_{i}"
             argv = [PY, "-m", "bench.engine_floor", self.server.conninfo(dbname)]
+            if per_message:
+                argv.append("--per-message")
             self.children.start(name, [*argv, "--tenant-id", str(self.tenant_id)], env)
             names.append(name)
         return names
@@ -288,6 +290,12 @@ def render(results: dict) -> str:
             f"{'engine throughput (msg/s)':<34}{fmt(p['messages_per_s']):>12}"
             f"{fmt(f['messages_per_s']):>12}{fmt(r, 2):>8}{'>= ' + str(ENGINE_TARGET_RATIO):>9}"
         )
+        if "loop_floor" in engine:
+            lines.append(
+                f"{'  vs per-message loop floor':<34}{'':>12}"
+                f"{fmt(engine['loop_floor']['messages_per_s']):>12}"
+                f"{fmt(engine['loop_ratio'], 2):>8}"
+            )
         lines.append(
             f"{'  seconds for ' + format(p['messages'], ',') + ' messages':<34}"
             f"{fmt(p['seconds'], 2):>12}{fmt(f['seconds'], 2):>12}"
@@ -305,6 +313,12 @@ def render(results: dict) -> str:
             f"{fmt(f['requests_per_s']):>12}{fmt(api['ratio'], 2):>8}"
             f"{'>= ' + str(API_TARGET_RATIO):>9}"
         )
+        if "middleware_floor" in api:
+            lines.append(
+                f"{'  vs floor behind the middleware':<34}{'':>12}"
+                f"{fmt(api['middleware_floor']['requests_per_s']):>12}"
+                f"{fmt(api['middleware_ratio'], 2):>8}"
+            )
         for key, label in (("p50_ms", "  latency p50 (ms)"), ("p99_ms", "  latency p99 (ms)")):
             lines.append(f"{label:<34}{fmt(p[key], 2):>12}{fmt(f[key], 2):>12}")
         cpu_p, cpu_f = p["server_cpu_ms_per_request"], f["server_cpu_ms_per_request"]
@@ -384,12 +398,18 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
             product = bench.engine("engine", bench.start_product_engine)
             print(f"engine: floor, {args.messages:,} messages...", flush=True)
             floor = bench.engine("enginefloor", bench.start_floor_engine)
+            print(f"engine: per-message loop floor, {args.messages:,} messages...", flush=True)
+            loop_floor = bench.engine(
+                "engineloop", lambda db: bench.start_floor_engine(db, per_message=True)
+            )
             results["engine"] = {
                 "product": product,
                 "floor": floor,
                 "ratio": ratio(product["messages_per_s"], floor["messages_per_s"]),
+                "loop_floor": loop_floor,
+                "loop_ratio": ratio(product["messages_per_s"], loop_floor["messages_per_s"]),
             }
-            for label, r in (("product", product), ("floor", floor)):
+            for label, r in (("product", product), ("floor", floor), ("loop floor", loop_floor)):
                 if (
                     not r["completed"]
                     or r["messages"] != r["accepted"]
@@ -404,12 +424,16 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
             product = bench.api("api", "bench.settings", api_key=bench.api_key)
             print(f"API: floor, {args.duration:g} s of load...", flush=True)
             floor = bench.api("apifloor", "bench.floor_settings", api_key="")
+            print(f"API: floor behind the middleware, {args.duration:g} s of load...", flush=True)
+            mw_floor = bench.api("apifloormw", "bench.floor_mw_settings", api_key="")
             results["api"] = {
                 "product": product,
                 "floor": floor,
                 "ratio": ratio(product["requests_per_s"], floor["requests_per_s"]),
+                "middleware_floor": mw_floor,
+                "middleware_ratio": ratio(product["requests_per_s"], mw_floor["requests_per_s"]),
             }
-            for label, r in (("product", product), ("floor", floor)):
+            for label, r in (("product", product), ("floor", floor), ("mw floor", mw_floor)):
                 bad = {k: v for k, v in r["statuses"].items() if k not in ("200", "201")}
                 if bad or r["errors"]:
                     results["notes"].append(
