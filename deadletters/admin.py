@@ -20,7 +20,12 @@ from django.utils.html import format_html
 from intents.admin import PORTAL_ADMIN_CSS, search_by_public_id
 from intents.selectors import attempts_for_intent
 from portal import clock
-from portal.accounts.admin_mixins import RoleRequiredAdminMixin, holds_any_role, role_required
+from portal.accounts.admin_mixins import (
+    ReadOnlyAdminMixin,
+    RoleRequiredAdminMixin,
+    holds_any_role,
+    role_required,
+)
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
@@ -32,20 +37,11 @@ VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 ITEMS_SHOWN = 500
 
 
-class _ReadOnlyAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
     view_roles = VIEW_ROLES
 
     class Media:
         css = {"all": (PORTAL_ADMIN_CSS,)}
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

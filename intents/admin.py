@@ -16,7 +16,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from portal.accounts.admin_mixins import RoleRequiredAdminMixin
+from portal.accounts.admin_mixins import ReadOnlyAdminMixin, RoleRequiredAdminMixin
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
 
 from .models import Intent
@@ -37,7 +37,7 @@ def search_by_public_id(
 
 
 @admin.register(Intent)
-class IntentAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
     view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
     tenant_field = "tenant"
     change_form_template = "admin/intents/intent/change_form.html"
@@ -94,16 +94,6 @@ class IntentAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": (PORTAL_ADMIN_CSS,)}
-
-    # Read-only for everyone, superusers included.
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Intent]:
         # The list never needs the payload or the contract; the detail page loads them.

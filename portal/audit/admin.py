@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.urls import path
 from django.utils import timezone
 
-from portal.accounts.admin_mixins import RoleRequiredAdminMixin
+from portal.accounts.admin_mixins import ReadOnlyAdminMixin, RoleRequiredAdminMixin
 from portal.accounts.roles import AUDITORS, PLATFORM_ADMINS
 
 from .export import CONTENT_TYPES, FORMATS, iter_export
@@ -45,7 +45,7 @@ def export_response(
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
     view_roles = (AUDITORS, PLATFORM_ADMINS)
     change_list_template = "admin/audit/auditevent/change_list.html"
     list_display = (
@@ -70,16 +70,6 @@ class AuditEventAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in AuditEvent._meta.fields]
-
-    # Append-only: no add, change or delete for anyone, superusers included.
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[Any]:
         export = path(
