@@ -12,6 +12,12 @@ Two measurements on PostgreSQL, each with its floor measured in the same run:
    from a load generator in another process (``bench/load.py``), against a bare
    Django view doing the same INSERT (``bench/floor_urls.py``) under the same gunicorn.
 
+Then issue 2's further engine figures (``bench/engine_extra.py``), each with a
+``--skip-…`` option: the product engine's throughput with 50 ms of gateway latency
+(``--latency-messages``, against the no-latency figure and the one-attempt-at-a-time
+bound), the cost of one ``claim_batch`` with 10,000 and ``--claim-backlog`` intents not
+yet due, and the lateness of intents falling due at ``--lateness-rate`` per second.
+
 Prints a table and writes it to ``bench/results/<timestamp>.json``. A benchmark, not a
 test: it asserts nothing about speed. Every ``bench_*`` database and child process it
 makes is removed on exit, also on Ctrl-C.
@@ -35,6 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench import engine_extra
 from bench.pg import BenchError, Server, db_clock, insert_intents, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 
@@ -80,6 +87,12 @@ class Bench:
         self.server.create_database(name, template=template)
         return name
 
+    def drop_database(self, name: str) -> None:
+        """Drop one database now (a big one should not wait for the end of the run)."""
+        self.server.drop_database(name)
+        if name in self.databases:
+            self.databases.remove(name)
+
     def drop_databases(self) -> None:
         for name in reversed(self.databases):
             try:
@@ -117,23 +130,20 @@ class Bench:
             self.tenant_id = tenant_id(conn, TENANT)
 
     # --- engine
-    def engine(self, kind: str, start_processes) -> dict:
-        """Seed, release ``--messages`` intents at once, time them to the last terminal."""
+    def engine(self, kind: str, start_processes, *, messages: int | None = None) -> dict:
+        """Seed, release ``messages`` intents at once, time them to the last terminal."""
         dbname = self.database(kind, template=self.template)
         names = start_processes(dbname)
-        n = self.args.messages
+        n = messages or self.args.messages
         with self.server.connect(dbname, autocommit=True) as conn:
-            # Warm-up: the processes import, connect and prove they run before timing.
-            with conn.transaction():
-                insert_intents(conn, tenant_id=self.tenant_id, count=WARMUP_MESSAGES, prefix="w-")
-            self._wait_drained(conn, names, timeout=120, what=f"{kind} warm-up")
+            self.warm_up(conn, names, what=f"{kind} warm-up")
             with conn.transaction():
                 insert_intents(conn, tenant_id=self.tenant_id, count=n, prefix="m-")
             released = db_clock(conn)  # the backlog became visible (due) at this commit
             cpu_before = self.children.cpu_seconds(*names)
             timeout = max(120.0, n / 20)
             progress: list[tuple[float, int]] = []
-            drained = self._wait_drained(
+            drained = self.wait_drained(
                 conn, names, timeout=timeout, what=kind, strict=False, progress=progress
             )
             stats = conn.execute(
@@ -175,7 +185,13 @@ class Bench:
             "open_intents_over_time": progress,
         }
 
-    def _wait_drained(
+    def warm_up(self, conn, names: list[str], *, what: str) -> None:
+        """The processes import, connect and prove they run before anything is timed."""
+        with conn.transaction():
+            insert_intents(conn, tenant_id=self.tenant_id, count=WARMUP_MESSAGES, prefix="w-")
+        self.wait_drained(conn, names, timeout=120, what=what)
+
+    def wait_drained(
         self,
         conn,
         names,
@@ -205,8 +221,8 @@ class Bench:
                 raise
             return False
 
-    def start_product_engine(self, dbname: str) -> list[str]:
-        env = self.env(dbname, Q_WORKERS="2")
+    def start_product_engine(self, dbname: str, **extra_env: str) -> list[str]:
+        env = self.env(dbname, Q_WORKERS="2", **extra_env)
         self.children.start("qcluster", [PY, "manage.py", "qcluster"], env)
         self.children.start("dispatcher", [PY, "manage.py", "run_dispatcher"], env)
         return ["qcluster", "dispatcher"]
@@ -331,10 +347,100 @@ def render(results: dict) -> str:
             f"{'  load generator CPU (s)':<34}{fmt(p['client_cpu_s'], 1):>12}"
             f"{fmt(f['client_cpu_s'], 1):>12}"
         )
+    lines += render_extra(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", *[f"note: {n}" for n in notes]]
     return "\n".join(lines)
+
+
+def render_extra(results: dict) -> list[str]:
+    """The second block: issue 2's further engine figures, each against its own baseline."""
+    rows: list[str] = []
+
+    def row(label: str, value: str, base: str = "", r: str = "", target: str = "") -> None:
+        rows.append(f"{label:<34}{value:>12}{base:>12}{r:>8}{target:>9}")
+
+    lat = results.get("engine_latency")
+    if lat:
+        ms = format(lat["gateway_latency_s"] * 1000, "g")
+        row(
+            f"engine at {ms} ms latency (msg/s)",
+            fmt(lat["messages_per_s"]),
+            fmt(lat["no_latency_messages_per_s"]),
+            fmt(lat["ratio_to_no_latency"], 2),
+        )
+        row(
+            f"  vs 1 at a time/worker ({WORKERS_LABEL})",
+            "",
+            fmt(lat["serial_bound_per_s"]),
+            fmt(lat["ratio_to_serial_bound"], 1),
+        )
+        row(f"  seconds for {lat['messages']:,} messages", fmt(lat["seconds"], 2))
+    claim = results.get("claim_scale")
+    if claim and claim["runs"]:
+        runs = claim["runs"]
+        big, small = runs[-1], runs[0]
+        two = len(runs) == 2
+        row(
+            "claim one batch (ms, median)",
+            fmt(big["median_ms"], 2),
+            fmt(small["median_ms"], 2) if two else "",
+            fmt(claim.get("ratio"), 2),
+            f"<= {engine_extra.CLAIM_SCALE_TARGET}",
+        )
+        row(
+            f"  p90 of {claim['claims']} claims (ms)",
+            fmt(big["p90_ms"], 2),
+            fmt(small["p90_ms"], 2) if two else "",
+        )
+        row(
+            "  its SELECT in PostgreSQL (ms)",
+            fmt(big["select_server_ms"], 3),
+            fmt(small["select_server_ms"], 3) if two else "",
+        )
+        row(
+            f"  not due (+ {claim['due']} due)",
+            f"{big['not_due']:,}",
+            f"{small['not_due']:,}" if two else "",
+        )
+    late = results.get("lateness")
+    if late:
+        row(
+            f"lateness at {late['due_per_s']:g} due/s p99 (s)",
+            fmt(late["p99_s"], 3),
+            "",
+            "",
+            f"< {engine_extra.LATENESS_P99_TARGET_S:g}",
+        )
+        row("  p50 / max (s)", fmt(late["p50_s"], 3), fmt(late["max_s"], 3))
+    if rows:
+        rows = [
+            "",
+            f"{'further engine figures':<34}{'value':>12}{'baseline':>12}{'ratio':>8}{'target':>9}",
+            "-" * 75,
+            *rows,
+        ]
+    return rows
+
+
+WORKERS_LABEL = f"{engine_extra.WORKERS}/{engine_extra.LATENCY_S:g} s"
+
+
+def positive(kind):
+    """An argparse type: a number of ``kind`` above zero, or a one-line error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -346,19 +452,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
         help="a PostgreSQL server on loopback; its database name is unused",
     )
-    parser.add_argument("--messages", type=int, default=20_000, help="engine messages")
+    count, seconds = positive(int), positive(float)
+    options = [  # (flag, type, default, help)
+        ("--messages", count, 20_000, "engine messages"),
+        ("--duration", seconds, 20.0, "seconds of API load each"),
+        ("--warmup", float, 3.0, "API warm-up seconds, uncounted"),
+        ("--concurrency", count, 8, "API client threads"),
+        ("--threads", count, 4, "gunicorn threads per worker"),
+    ]
+    further = [  # issue 2's further engine figures
+        ("--latency-messages", count, 5_000, "engine messages at 50 ms latency"),
+        ("--claim-backlog", count, 1_000_000, "not-due intents, the big case"),
+        ("--claim-due", count, 100, "due intents (= batch size)"),
+        ("--claims", count, 50, "timed claims per backlog"),
+        ("--lateness-rate", seconds, 200.0, "intents due per s"),
+        ("--lateness-seconds", seconds, 20.0, "seconds of them"),
+    ]
     parser.add_argument(
         "--requests", type=int, default=0, help="stop each API run after this many (0: --duration)"
     )
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of API load each")
-    parser.add_argument("--warmup", type=float, default=3.0, help="API warm-up seconds, uncounted")
-    parser.add_argument("--concurrency", type=int, default=8, help="API client threads")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
-    parser.add_argument("--skip-engine", action="store_true")
-    parser.add_argument("--skip-api", action="store_true")
+    extra = parser.add_argument_group("further engine figures (issue 2)")
+    for group, rows in ((parser, options), (extra, further)):
+        for flag, kind, default, help_ in rows:
+            group.add_argument(flag, type=kind, default=default, help=help_)
+    for flag in ("--skip-engine", "--skip-api"):
+        parser.add_argument(flag, action="store_true")
+    for flag in ("--skip-latency", "--skip-claim-scale", "--skip-lateness"):
+        extra.add_argument(flag, action="store_true")
     args = parser.parse_args(argv)
-    if args.messages < 1 or args.requests < 0 or args.duration <= 0 or args.concurrency < 1:
-        parser.error("--messages, --duration and --concurrency must be positive")
+    if args.requests < 0 or args.warmup < 0:
+        parser.error("--requests and --warmup must not be negative")
     return args
 
 
@@ -419,6 +542,7 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
                         f"engine {label}: {r['accepted']:,} of {r['messages']:,} accepted, "
                         f"{r['terminal']:,} terminal, {r['attempts']:,} attempts when timed"
                     )
+        run_latency(args, bench, results)
         if not args.skip_api:
             print(f"API: product, {args.duration:g} s of load...", flush=True)
             product = bench.api("api", "bench.settings", api_key=bench.api_key)
@@ -439,10 +563,68 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
                     results["notes"].append(
                         f"API {label}: non-2xx {bad} errors {r['errors']} {r['first_error']}"
                     )
+        run_extra(args, bench, results)
     finally:
         bench.children.stop_all()
         bench.drop_databases()
     return results
+
+
+def say(text: str) -> None:
+    print(text, flush=True)  # progress lines show as they happen, also through make
+
+
+def note_shortfall(results: dict, label: str, r: dict) -> None:
+    """A run that did not deliver every message is reported, never silently averaged."""
+    if not r["completed"] or r["accepted"] != r["messages"]:
+        results["notes"].append(
+            f"{label}: {r['accepted']:,} of {r['messages']:,} accepted, "
+            f"{r.get('attempts', r.get('first_attempts', 0)):,} attempts when timed"
+        )
+
+
+def run_latency(args: argparse.Namespace, bench: Bench, results: dict) -> None:
+    """The product engine again with 50 ms of gateway latency, right after the engine runs."""
+    if not args.skip_latency:
+        say(
+            f"engine: product with {engine_extra.LATENCY_S * 1000:g} ms gateway latency, "
+            f"{args.latency_messages:,} messages..."
+        )
+        r = engine_extra.latency(bench, messages=args.latency_messages)
+        base = (results.get("engine") or {}).get("product")
+        r["no_latency_messages_per_s"] = base["messages_per_s"] if base else None
+        r["ratio_to_no_latency"] = (
+            ratio(r["messages_per_s"], base["messages_per_s"]) if base else None
+        )
+        r["ratio_to_serial_bound"] = ratio(r["messages_per_s"], r["serial_bound_per_s"])
+        results["engine_latency"] = r
+        note_shortfall(results, "engine at latency", r)
+
+
+def run_extra(args: argparse.Namespace, bench: Bench, results: dict) -> None:
+    """Issue 2's other engine figures: retry lateness, claim cost by not-due backlog."""
+    if not args.skip_lateness:
+        say(
+            f"engine: retry lateness, {args.lateness_rate:g} due/s for {args.lateness_seconds:g} s..."
+        )
+        r = engine_extra.lateness(bench, rate=args.lateness_rate, seconds=args.lateness_seconds)
+        results["lateness"] = r
+        note_shortfall(results, "lateness", r)
+    if not args.skip_claim_scale:
+        say(
+            f"engine: claim cost, {args.claim_due} due + "
+            f"{engine_extra.CLAIM_SMALL_BACKLOG:,} / {args.claim_backlog:,} not due..."
+        )
+        r = engine_extra.claim_scale(
+            bench, backlog=args.claim_backlog, due=args.claim_due, claims=args.claims
+        )
+        results["claim_scale"] = r
+        for run_ in r["runs"]:
+            if run_["claimed"] != args.claim_due:
+                results["notes"].append(
+                    f"claim with {run_['not_due']:,} not due claimed {run_['claimed']} "
+                    f"of {args.claim_due}"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
