@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -345,6 +346,29 @@ def evidence_add_file(
     except BaseException:
         evidence.file.storage.delete(stored_name)  # no orphan file for a refused row
         raise
+
+
+def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None = None) -> File:
+    """Open an evidence file for a staff download; each read is audited (who read what).
+
+    Evidence may hold customer data from a failed delivery, so reading it is an
+    operator action like adding it. Raises ``FileNotFoundError`` (and records nothing)
+    when the stored file is gone.
+    """
+    handle = evidence.file.open("rb")
+    audit_record(
+        actor=Actor.user(user),
+        action="evidence.downloaded",
+        object_type="dead_letter",
+        object_id=str(evidence.dead_letter.public_id),
+        data={
+            "evidence_id": evidence.pk,
+            "name": evidence.original_name,
+            "sha256": evidence.sha256,
+        },
+        ip_address=ip_address,
+    )
+    return handle
 
 
 # ---------------------------------------------------------------------------------------

@@ -172,7 +172,9 @@ def evidence_download(request: HttpRequest, pk: int, *, model_admin: ModelAdmin)
     if evidence is None or evidence.kind != EvidenceKind.FILE or not evidence.file:
         raise Http404("no such evidence file")
     try:
-        handle = evidence.file.open("rb")
+        handle = services.evidence_file_open(
+            evidence=evidence, user=request.user, ip_address=ip_from_request(request)
+        )
     except FileNotFoundError:
         raise Http404("the evidence file is missing from storage") from None
     response = FileResponse(

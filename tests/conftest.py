@@ -27,6 +27,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _postgres_only(request):
+    """Tests marked ``postgres_only(reason=...)`` skip, saying why, on other databases."""
+    marker = request.node.get_closest_marker("postgres_only")
+    if marker is not None:
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            reason = marker.kwargs.get("reason", "needs a real PostgreSQL server")
+            pytest.skip(f"needs PostgreSQL: {reason}; set DATABASE_URL=postgres://…")
+
+
+@pytest.fixture(autouse=True)
 def _intake_caches_cleared():
     """Each test starts without another test's cached targets or open-intent counts.
 

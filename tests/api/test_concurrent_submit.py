@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 
 from intents.models import Intent
@@ -16,16 +16,12 @@ from .conftest import SMS_OTP_BODY
 
 THREADS = 20
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgresql() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "needs PostgreSQL: SQLite serialises every writer, so the requests never race "
-            "on the unique index; set DATABASE_URL=postgres://…"
-        )
+pytestmark = [
+    pytest.mark.postgres_only(
+        reason="SQLite serialises every writer, so the requests never race on the unique index"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_twenty_concurrent_posts_with_one_key_create_one_intent(tenant, api_key, targets):

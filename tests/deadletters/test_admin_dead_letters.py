@@ -221,6 +221,36 @@ def test_file_evidence_is_stored_and_downloaded_only_as_an_attachment(
     assert Client().get(f"/media/{evidence.file.name}").status_code == 404
 
 
+def test_every_evidence_download_is_audited_and_a_refused_one_is_not(dead_letter, media_root):
+    letter = dead_letter()
+    olivia = create_staff_user("olivia", roles=["operators"])
+    evidence = evidence_add_file(
+        dead_letter=letter,
+        actor=olivia[0],
+        upload=SimpleUploadedFile("trace.log", b"gateway said 400\n"),
+    )
+    downloads = AuditEvent.objects.filter(action="evidence.downloaded")
+
+    response = client_for(olivia).get(download_url(evidence), REMOTE_ADDR="10.1.2.3")
+    assert response.status_code == 200
+    assert logged_in("ada", ["auditors"]).get(download_url(evidence)).status_code == 200
+    assert [(e.actor_label, e.object_id, e.data) for e in downloads.order_by("sequence")] == [
+        (
+            name,
+            str(letter.public_id),
+            {"evidence_id": evidence.pk, "name": "trace.log", "sha256": evidence.sha256},
+        )
+        for name in ("olivia", "ada")
+    ]
+    assert downloads.first().ip_address == "10.1.2.3"
+
+    # Refused (no reviewing role) or gone from storage: nothing was read, nothing recorded.
+    assert logged_in("pat", ["platform_admins"]).get(download_url(evidence)).status_code == 403
+    (media_root / evidence.file.name).unlink()
+    assert client_for(olivia).get(download_url(evidence)).status_code == 404
+    assert downloads.count() == 2
+
+
 def test_a_disguised_file_is_refused_and_nothing_is_stored(dead_letter, media_root):
     letter = dead_letter()
     client = logged_in("olivia", ["operators"])
