@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 install: $(VENV)/.installed
 
 lock:  ## regenerate requirements.lock from pyproject.toml (no index URLs recorded)
+	test -x $(VENV)/bin/pip-compile || $(PY) -m pip install -q pip-tools
 	$(VENV)/bin/pip-compile -q --no-emit-index-url --no-emit-find-links --extra dev --strip-extras -o requirements.lock pyproject.toml
 
 migrate: install
@@ -32,6 +33,7 @@ run: install  ## set up on SQLite, seed a demo, start web + workers + dispatcher
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run -v1
 	DJANGO_SETTINGS_MODULE=portal.settings.production DEBUG=0 SECRET_KEY=check-deploy-$$(openssl rand -hex 32) \
 	  ALLOWED_HOSTS=portal.example.com AUDIT_HMAC_KEY=check DATABASE_URL=sqlite:///var/check.sqlite3 \

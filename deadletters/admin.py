@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -124,6 +124,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
         if by_id is not None:
             # The id may be the dead letter's or its intent's.
             by_intent = search_by_public_id(queryset, search_term, field="intent__public_id")
+            assert by_intent is not None  # the same term parsed as a UUID just above
             return by_id | by_intent, False
         return super().get_search_results(request, queryset, search_term)
 
@@ -159,7 +160,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     def action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         return views.dead_letter_action(request, object_id, action=action, model_admin=self)
 
-    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
         return views.evidence_download(request, pk, model_admin=self)
 
     def change_view(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -33,13 +33,14 @@ class FileForm(forms.Form):
 
 
 class AssignForm(forms.Form):
-    assignee = forms.ModelChoiceField(
+    assignee: forms.ModelChoiceField[Any] = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="(nobody)", label="Assign to"
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = assignable_users()
+        # Read per form: the staff list changes while the process runs.
+        cast("forms.ModelChoiceField[Any]", self.fields["assignee"]).queryset = assignable_users()
 
 
 class CloseForm(forms.Form):
@@ -111,7 +112,8 @@ class DecisionForm(StepUpForm):
     field_order = ["decision", "reason", "otp_token"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("decision") == "reject" and not (data.get("reason") or "").strip():
             self.add_error("reason", "Say why the replay is rejected.")
         return data

@@ -45,6 +45,7 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
     """An aware UTC datetime from a datetime, an ISO 8601 string or a plain date."""
     if value in (None, ""):
         return None
+    parsed: dt.datetime | None
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, dt.date):
@@ -67,6 +68,7 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
                 f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), "
                 f"not {text!r}."
             )
+    assert parsed is not None  # every branch above set it or raised
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)

@@ -9,11 +9,12 @@ action is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -290,9 +291,9 @@ def evidence_add_link(
 ) -> Evidence:
     """A link (ticket, incident, runbook); only http and https URLs are accepted."""
     link = str(url or "").strip()
-    url_field = Evidence._meta.get_field("url")
-    if len(link) > url_field.max_length:
-        raise InvalidRequest(f"The link is longer than {url_field.max_length} characters.")
+    max_length = Evidence._meta.get_field("url").max_length or 0
+    if len(link) > max_length:
+        raise InvalidRequest(f"The link is longer than {max_length} characters.")
     try:
         _LINK_VALIDATOR(link)
     except ValidationError:
@@ -330,6 +331,7 @@ def evidence_add_file(
         f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.content), save=False
     )
     stored_name = evidence.file.name
+    assert stored_name  # the storage named the file it saved
     try:
         return _evidence_insert(
             dead_letter=dead_letter,
@@ -375,7 +377,8 @@ def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None 
 # Replays
 
 
-class ReplayPlan(NamedTuple):
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayPlan:
     count: int
     sample: list[DeadLetter]
 
@@ -421,6 +424,7 @@ def replay_request_create(
         if ids is not None:
             chosen = _lock_by_ids(ids=ids, user=requested_by)
         else:
+            assert filters is not None  # ids or filters, checked above
             chosen = list(
                 selectors.open_dead_letters_matching(
                     filters=filters, user=requested_by

@@ -50,7 +50,7 @@ def _report_form_errors(request: HttpRequest, form: forms.Form) -> None:
     for name, errors in form.errors.items():
         label = form.fields[name].label if name in form.fields else None
         for error in errors:
-            messages.error(request, f"{label}: {error}" if label else error)
+            messages.error(request, f"{label}: {error}" if label else str(error))
 
 
 def _change_url(model_admin: ModelAdmin, obj: Any) -> str:
@@ -163,7 +163,7 @@ def dead_letter_action(
     return HttpResponseRedirect(_change_url(model_admin, dead_letter))
 
 
-def evidence_download(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> HttpResponse:
+def evidence_download(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> FileResponse:
     """An evidence file, always as an attachment: never rendered by the browser, and never
     served from MEDIA_URL (the storage is not exposed)."""
     if not model_admin.has_view_permission(request):

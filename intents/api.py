@@ -19,7 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.accounts.models import ApiKeyScope
+from portal.accounts.models import ApiKeyScope, Tenant
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate_newest_first
 from portal.api.schema import REQUEST_ID_HEADER, RETRY_AFTER_HEADER, problem_responses
 from portal.api.throttling import TenantRateThrottle
@@ -43,6 +43,18 @@ from .serializers import (
     TargetOutputSerializer,
 )
 from .services import intent_cancel, intent_submit, validate_idempotency_key
+
+
+class TenantRequest(Request):
+    """How the views see a request: for type checking only, never instantiated.
+
+    ``ApiKeyAuthentication`` sets ``tenant`` (every view here requires a key) and
+    ``RequestIdMiddleware`` sets ``request_id`` before a view runs.
+    """
+
+    tenant: Tenant
+    request_id: str
+
 
 IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -175,7 +187,7 @@ class IntentCreateApi(ApiView):
             ),
         ],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: TenantRequest) -> Response:
         # The header first: a request without a usable key is refused before its body.
         idempotency_key = validate_idempotency_key(request.headers.get("Idempotency-Key"))
         serializer = IntentCreateInputSerializer(data=request.data)
@@ -242,7 +254,7 @@ class IntentListApi(ApiView):
             **problem_responses("invalid_request", "scope_missing"),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         params = IntentListFilterSerializer(data=request.query_params)
         if not params.is_valid():
             raise InvalidRequest(
@@ -284,7 +296,7 @@ class IntentDetailApi(ApiView):
         },
         examples=[OpenApiExample("pending", response_only=True, value=EXAMPLE_INTENT)],
     )
-    def get(self, request: Request, public_id: str) -> Response:
+    def get(self, request: TenantRequest, public_id: str) -> Response:
         intent = intent_get_for_tenant(tenant=request.tenant, public_id=public_id)
         return Response(_intent_data(intent))
 
@@ -302,7 +314,7 @@ class IntentAttemptsApi(ApiView):
             **problem_responses("scope_missing", "not_found"),
         },
     )
-    def get(self, request: Request, public_id: str) -> Response:
+    def get(self, request: TenantRequest, public_id: str) -> Response:
         intent = intent_get_for_tenant(tenant=request.tenant, public_id=public_id)
         attempts = attempts_for_intent(intent=intent)
         return Response(AttemptOutputSerializer(attempts, many=True).data)
@@ -328,7 +340,7 @@ class IntentCancelApi(ApiView):
         },
         examples=[OpenApiExample("cancelled", response_only=True, value=EXAMPLE_CANCELLED)],
     )
-    def post(self, request: Request, public_id: str) -> Response:
+    def post(self, request: TenantRequest, public_id: str) -> Response:
         intent = intent_cancel(tenant=request.tenant, public_id=public_id)
         return Response(_intent_data(intent))
 
@@ -346,6 +358,6 @@ class TargetListApi(ApiView):
             **problem_responses("scope_missing"),
         },
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: TenantRequest) -> Response:
         targets = targets_for_tenant(tenant=request.tenant)
         return Response(TargetOutputSerializer(targets, many=True).data)

@@ -78,7 +78,8 @@ def claim_batch(
         if not claimed:
             return None
     for intent in claimed:
-        metrics.DISPATCH_LAG.observe(max((now - intent.next_attempt_at).total_seconds(), 0.0))
+        due_at = intent.next_attempt_at or now  # a due intent has one; never negative lag
+        metrics.DISPATCH_LAG.observe(max((now - due_at).total_seconds(), 0.0))
     lifecycle.claimed(claimed, lease_token=token, now=now)
     return ClaimedBatch(lease_token=token, intent_ids=[i.id for i in claimed], claimed_at=now)
 

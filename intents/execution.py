@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from gateways.base import GatewayMessage, GatewayResult, Outcome
 from gateways.registry import GatewaySession
@@ -196,13 +196,20 @@ def _write_states(intents: list[Intent]) -> None:
     if not intents:
         return
     meta = Intent._meta
-    fields = [meta.get_field(name) for name in RECORDED_FIELDS]
+    fields, columns = [], []
+    for name in (*RECORDED_FIELDS, "id"):
+        field = meta.get_field(name)
+        if not isinstance(field, models.Field) or not field.column:
+            raise TypeError(f"Intent.{name} is not a column")
+        fields.append(field)
+        columns.append(field.column)
+    fields.pop()  # the last one, "id", is the WHERE clause's; rows bind intent.pk for it
     quote = connection.ops.quote_name
     # Only quoted identifiers from the model's metadata go into the text; values are bound.
     sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
         quote(meta.db_table),
-        ", ".join(f"{quote(field.column)} = %s" for field in fields),
-        quote(meta.pk.column),
+        ", ".join(f"{quote(column)} = %s" for column in columns[:-1]),
+        quote(columns[-1]),
     )
     rows = [
         [field.get_db_prep_save(getattr(intent, field.attname), connection) for field in fields]
@@ -272,11 +279,13 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                 lifecycle.late_result_ignored(report.intent_id)
                 continue
             if report.result is None:
+                assert report.outcome_without_attempt is not None  # always set without a result
                 _apply(intent, report.outcome_without_attempt, now=now)
                 changed.append(intent)
                 lifecycle.recorded_on_commit(intent, outcome=None)
                 continue
             result = report.result
+            assert report.started_at is not None and report.finished_at is not None  # sent
             intent.attempts_count += 1
             decision = _decide(intent, result.outcome.value, now, result.retry_after_s)
             _apply(intent, decision, now=now, message_id=result.message_id)

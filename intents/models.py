@@ -27,6 +27,13 @@ class Target(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    @property
+    def revision(self) -> TargetRevision:
+        """The current revision of a loaded target (``sync_targets`` always sets one)."""
+        if self.current_revision is None:
+            raise LookupError(f"target {self.key} has no revision loaded")
+        return self.current_revision
+
 
 class TargetRevision(models.Model):
     """One loaded state of a target file: who, when, checksum, diff and the contract."""

@@ -245,20 +245,19 @@ def registry_sync(*, directory: Path, actor_label: str = "sync_targets") -> Sync
         for target in targets.values():
             target.current_revision = revisions.get(target.current_revision_id)
         for spec in specs:
-            target = targets.get(spec.key)
-            current = target.current_revision if target else None
-            if current is not None and current.checksum == spec.checksum:
-                if not target.is_active:
-                    target.is_active = True
-                    target.save(update_fields=["is_active", "updated_at"])
+            found = targets.get(spec.key)
+            current = found.current_revision if found else None
+            if found is not None and current is not None and current.checksum == spec.checksum:
+                if not found.is_active:
+                    found.is_active = True
+                    found.save(update_fields=["is_active", "updated_at"])
                     report.revised.append(spec.key)
                 else:
                     report.unchanged.append(spec.key)
                 continue
             if current is not None:
                 _check_version_moves_forward(spec, current)
-            if target is None:
-                target = Target.objects.create(key=spec.key)
+            target = found if found is not None else Target.objects.create(key=spec.key)
             major, minor = parse_version(spec.contract["version"])
             revision = TargetRevision.objects.create(
                 target=target,

@@ -7,7 +7,7 @@ a string, so what the OpenAPI document calls invalid is refused, never coerced.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django.core.validators import RegexValidator
 from django.utils.dateparse import parse_datetime
@@ -54,7 +54,7 @@ class JsonObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             self.fail("not_object")
-        return super().to_internal_value(data)
+        return cast(dict[str, Any], super().to_internal_value(data))
 
 
 @extend_schema_field(OpenApiTypes.ANY)
@@ -65,7 +65,8 @@ class AnyJsonField(serializers.JSONField):
 class BlankAsNullCharField(serializers.CharField):
     """Stored as "" when absent; shown as null."""
 
-    def to_representation(self, value: Any) -> str | None:
+    # DRF renders None as null; its stubs type CharField's representation as str only.
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
         return value or None
 
 
@@ -205,7 +206,7 @@ class TargetOutputSerializer(serializers.Serializer):
         ref_name = "Target"
 
     def to_representation(self, instance: Target) -> dict[str, Any]:
-        contract = instance.current_revision.contract
+        contract = instance.revision.contract
         return super().to_representation(
             {
                 "key": instance.key,
@@ -235,7 +236,9 @@ class IntentListFilterSerializer(serializers.Serializer):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         # DRF reads `?created_before=` as "not given"; a client that sent it meant
         # something, so a blank value is an error rather than a silently dropped filter.
-        problems = {name: ["May not be blank."] for name in self.fields if data.get(name) == ""}
+        # .keys(): DRF's stubs type iterating the fields as yielding Field objects.
+        blank = [name for name in self.fields.keys() if data.get(name) == ""]  # noqa: SIM118
+        problems = {name: ["May not be blank."] for name in blank}
         # Like Stripe: an unknown parameter is a typo that would silently widen the list.
         problems.update({name: ["Unknown parameter."] for name in data if name not in self.fields})
         if problems:

@@ -103,7 +103,7 @@ def _resolve_target(*, tenant: Tenant, target_key: Any, contract_version: Any) -
     if not tenant.may_use_target(target_key):
         raise TargetNotAllowed(f"Target {target_key!r} is not allowed for this tenant.")
     if not _compatible(target, contract_version):
-        registry_version = target.current_revision.version
+        registry_version = target.revision.version
         raise ContractIncompatible(
             f"Requested contract {contract_version} is not compatible with {target_key} "
             f"{registry_version} (same MAJOR and MINOR <= {registry_version} accepted)."
@@ -113,7 +113,7 @@ def _resolve_target(*, tenant: Tenant, target_key: Any, contract_version: Any) -
 
 def _compatible(target: Target, contract_version: Any) -> bool:
     return contract_version is None or is_compatible(
-        registry_version=target.current_revision.version, requested_version=contract_version
+        registry_version=target.revision.version, requested_version=contract_version
     )
 
 
@@ -178,7 +178,7 @@ def intent_submit(
             )
         raise
 
-    revision = target.current_revision
+    revision = target.revision
     now = clock.now()
     intent = Intent(
         tenant=tenant,
@@ -228,7 +228,7 @@ def _admissible(
     target = _resolve_target(
         tenant=tenant, target_key=target_key, contract_version=contract_version
     )
-    revision = target.current_revision
+    revision = target.revision
     # Pointers into the request body, like every other 4xx's `errors`.
     errors = [
         {**error, "pointer": "/payload" + error["pointer"]}

@@ -7,7 +7,7 @@ right but who has no confirmed TOTP device is handed to the self-service enrolme
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.decorators import login_not_required
@@ -63,8 +63,11 @@ class PortalAdminSite(OTPAdminSite):
             context[REDIRECT_FIELD_NAME] = reverse("admin:index", current_app=self.name)
         context.update(extra_context or {})
         request.current_app = self.name
-        return PortalLoginView.as_view(
+        view = PortalLoginView.as_view(
             extra_context=context,
             authentication_form=self.login_form,
             template_name=self.login_template,
-        )(request)
+        )
+        # as_view() is typed for any view's HttpResponseBase; LoginView renders a template
+        # or redirects, both HttpResponse (AdminSite.login itself returns the same call).
+        return cast(HttpResponse, view(request))

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import NotSupportedError, connections
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.backends.signals import connection_created
 from django.db.models import Field, Index, JSONField, Model, Q, UniqueConstraint
 from django.db.models.fields.json import ContainedBy, DataContains
@@ -200,7 +202,7 @@ def index_problems(model: type[Model], index: Index | UniqueConstraint) -> list[
             problems.append(f"{where}: nulls_distinct; mssql-django would silently not create it")
     for name in index.fields:
         field = model._meta.get_field(name.lstrip("-"))
-        if is_max_column(field):
+        if isinstance(field, Field) and is_max_column(field):
             problems.append(
                 f"{where}: key column {field.name!r} is nvarchar(max)/varbinary(max), "
                 "which SQL Server cannot index"
@@ -213,7 +215,12 @@ def field_problems(model: type[Model], field: Field) -> list[str]:
     problems = []
     if (problem := mssql_column_type_problem(field)) is not None:
         problems.append(f"{model._meta.label}.{problem}")
-    indexed = (field.unique and not field.primary_key) or field.db_index or field.primary_key
+    indexed = (
+        (field.unique and not field.primary_key)
+        # django-stubs declare db_index only as an __init__ argument, not as the attribute.
+        or field.db_index  # type: ignore[attr-defined]
+        or field.primary_key
+    )
     if indexed and is_max_column(field):
         problems.append(
             f"{model._meta.label}.{field.name}: unique/db_index on an nvarchar(max)/"
@@ -234,7 +241,8 @@ def model_problems(model: type[Model]) -> list[str]:
             problems += index_problems(model, constraint)
     for fields in model._meta.unique_together:
         for name in fields:
-            if is_max_column(model._meta.get_field(name)):
+            column = model._meta.get_field(name)
+            if isinstance(column, Field) and is_max_column(column):
                 problems.append(f"{model._meta.label}: unique_together on (max) column {name!r}")
     return problems
 
@@ -247,7 +255,7 @@ def _refuse(problems: list[str]) -> None:
         raise NotSupportedError("SQL Server cannot build this: " + "; ".join(problems))
 
 
-def _schema_editor_guards(cls: type) -> dict[str, Callable[..., Any]]:
+def _schema_editor_guards(cls: type[BaseDatabaseSchemaEditor]) -> dict[str, Callable[..., Any]]:
     """Guarded versions of the schema editor's DDL entry points, wrapping ``cls``'s current ones."""
     original = {
         name: getattr(cls, name)
@@ -286,7 +294,7 @@ def _schema_editor_guards(cls: type) -> dict[str, Callable[..., Any]]:
     }
 
 
-def _operations_guards(cls: type) -> dict[str, Callable[..., Any]]:
+def _operations_guards(cls: type[BaseDatabaseOperations]) -> dict[str, Callable[..., Any]]:
     original = cls.distinct_sql
 
     def distinct_sql(self: Any, fields: Any, params: Any) -> Any:
@@ -336,7 +344,7 @@ class _Install:
     _missing = object()
 
     def __init__(self) -> None:
-        self.undo: list[Callable[[], None]] = []
+        self.undo: list[Callable[[], object]] = []
         # Each install has its own cursor guard, so nested installs never remove
         # the guard an outer one still relies on.
         self.cursor_guard = functools.partial(_refuse_pyformat)
@@ -378,10 +386,12 @@ def install_parity_flags() -> Callable[[], None]:
             install.swap(type(features), name, value)
             if name in features.__dict__:  # a cached_property computed before the install
                 install.swap(features, name, value)
-        for cls, guards in (
+        # Each factory takes its own class; Any lets the pairs share one loop.
+        patched: tuple[tuple[type, Callable[[Any], dict[str, Callable[..., Any]]]], ...] = (
             (wrapper.SchemaEditorClass, _schema_editor_guards),
             (type(wrapper.ops), _operations_guards),
-        ):
+        )
+        for cls, guards in patched:
             if cls not in guarded:
                 guarded.add(cls)
                 for name, guard in guards(cls).items():

@@ -68,6 +68,8 @@ class SimulatorServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):  # the typeshed allows it for AF_UNIX; we bind TCP
+            host = host.decode()
         return f"http://{host}:{port}"
 
     @property

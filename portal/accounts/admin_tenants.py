@@ -56,7 +56,7 @@ class ServiceFormAdminMixin:
     def render_service_form(
         self,
         request: HttpRequest,
-        form: forms.ModelForm,  # type: ignore[type-arg]
+        form: forms.ModelForm,
         obj: Any,
         *,
         fieldsets: list[tuple[str | None, dict[str, Any]]],
@@ -64,7 +64,9 @@ class ServiceFormAdminMixin:
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         model_admin: Any = self
-        admin_form = helpers.AdminForm(form, fieldsets, {}, readonly_fields, model_admin=self)
+        admin_form = helpers.AdminForm(
+            form, fieldsets, {}, readonly_fields, model_admin=model_admin
+        )
         opts = model_admin.opts
         context = {
             **model_admin.admin_site.each_context(request),
@@ -86,7 +88,7 @@ class ServiceFormAdminMixin:
         )
 
 
-def add_service_error(form: forms.Form, exc: DomainError, fields: tuple[str, ...]) -> None:
+def add_service_error(form: forms.BaseForm, exc: DomainError, fields: tuple[str, ...]) -> None:
     """Show a service's refusal on the field it names first (``"rate_limit… must be"``)."""
     named = next((name for name in fields if re.match(rf"{name}\b", exc.detail)), None)
     form.add_error(named if named in form.fields else None, exc.detail)
@@ -104,13 +106,13 @@ class TargetKeysField(forms.CharField):
         return [key for key in re.split(r"[\s,]+", super().to_python(value) or "") if key]
 
 
-class TenantAddForm(forms.ModelForm):  # type: ignore[type-arg]
+class TenantAddForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ("name",)
 
 
-class TenantLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
+class TenantLimitsForm(forms.ModelForm):
     """The limits a platform admin may edit; ``tenant_limits_update`` checks the values."""
 
     allowed_targets = TargetKeysField(
@@ -136,7 +138,7 @@ class TenantLimitsForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Tenant)
-class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
     change_roles = (PLATFORM_ADMINS,)
     list_display = (
         "name",
@@ -260,7 +262,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
         )
 
 
-class ApiKeyCreateForm(forms.ModelForm):  # type: ignore[type-arg]
+class ApiKeyCreateForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple, initial=ALL_SCOPES
     )
@@ -283,7 +285,7 @@ class ApiKeyCreateForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
     """Keys are created (shown once) and revoked here; nothing else about them changes."""
 
     view_roles = (PLATFORM_ADMINS,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -13,6 +14,12 @@ from django.shortcuts import resolve_url
 
 LOGIN_AT_SESSION_KEY = "portal_login_at"
 SESSION_EXPIRED_FLAG = "portal_session_expired"
+
+
+class _LoggingOutRequest(HttpRequest):
+    """A request this middleware logs out: for type checking only."""
+
+    portal_logout_reason: str
 
 
 class SessionTimeoutMiddleware:
@@ -28,7 +35,8 @@ class SessionTimeoutMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and self._expired(request):
-            request.portal_logout_reason = "absolute_timeout"
+            # Read back by the user_logged_out handler (signals.py) for the audit event.
+            cast(_LoggingOutRequest, request).portal_logout_reason = "absolute_timeout"
             logout(request)
             request.session[SESSION_EXPIRED_FLAG] = True
             return redirect_to_login(request.get_full_path(), resolve_url(settings.LOGIN_URL))

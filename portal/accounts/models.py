@@ -87,7 +87,9 @@ class StaffProfile(models.Model):
 def _hash_backup_code(code: str) -> str:
     # Backup codes are 80 random bits, so a keyed fast hash is enough; it is keyed so
     # a copy of the table alone cannot be checked against guesses.
-    key = settings.SECRET_KEY.encode()
+    secret = settings.SECRET_KEY
+    assert secret, "Django refuses to read an empty SECRET_KEY setting"
+    key = secret.encode()
     return hmac.new(key, code.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 

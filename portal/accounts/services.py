@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -71,9 +71,11 @@ def api_key_create(
         raise InvalidRequest(f"An API key name is 1 to {API_KEY_NAME_MAX} characters.")
     scope_list = scopes_parse(scopes)
     with transaction.atomic():
-        api_key, key = ApiKey.objects.create_key(
+        created, key = ApiKey.objects.create_key(
             name=name, tenant=tenant, scopes=scope_list, expiry_date=expiry_date
         )
+        # The library annotates its manager with AbstractAPIKey; it builds self.model, ApiKey.
+        api_key = cast(ApiKey, created)
         audit_record(
             actor=actor,
             action="api_key.created",

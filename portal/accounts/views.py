@@ -82,8 +82,9 @@ def _pending_enrolment(request: HttpRequest) -> tuple[dict[str, Any], Any, TOTPD
     if not state or time.time() - state.get("started_at", 0) > ENROLMENT_TTL_S:
         request.session.pop(ENROLMENT_SESSION_KEY, None)
         return None
-    user = get_user_model().objects.filter(pk=state["user_id"], is_active=True, is_staff=True)
-    user = user.first()
+    user = (
+        get_user_model().objects.filter(pk=state["user_id"], is_active=True, is_staff=True).first()
+    )
     device = TOTPDevice.objects.filter(
         pk=state["device_id"], user_id=state["user_id"], confirmed=False
     ).first()

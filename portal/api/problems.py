@@ -199,10 +199,11 @@ def _problem_for(exc: Exception, request: Any) -> tuple[dict[str, Any], dict[str
         errors = (
             validation_errors(exc.detail) if isinstance(exc, exceptions.ValidationError) else None
         )
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
+        if auth_header := getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = auth_header
         if isinstance(exc, exceptions.Throttled):
-            headers["Retry-After"] = retry_after_header(exc.wait)
+            # DRF sets Throttled.wait in __init__; the stubs only declare the argument.
+            headers["Retry-After"] = retry_after_header(exc.wait)  # type: ignore[attr-defined]
         status = exc.status_code if code == "internal_error" else None
         detail = _drf_detail(exc, code) if code != "internal_error" else INTERNAL_ERROR_DETAIL
         return problem_body(code, detail, request_id=request_id, status=status, errors=errors), (
@@ -251,7 +252,7 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
     return problem_http_response(request, "not_found", f"No API endpoint at {request.path}.")
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_request(request):
         return problem_http_response(request, "invalid_request", "Bad request.")
     return defaults.bad_request(request, exception)

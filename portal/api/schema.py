@@ -91,7 +91,9 @@ class ProblemSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=sorted(CATALOGUE))
     detail = serializers.CharField()
     request_id = serializers.CharField(help_text="Also in the X-Request-ID response header.")
-    errors = ProblemErrorSerializer(many=True, required=False)
+    # DRF's metaclass moves declared fields into _declared_fields, so this never shadows
+    # Serializer.errors at runtime; mypy cannot see that.
+    errors = ProblemErrorSerializer(many=True, required=False)  # type: ignore[assignment]
 
     class Meta:
         ref_name = "Problem"

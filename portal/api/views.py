@@ -136,8 +136,8 @@ class ProblemOnErrorMixin:
     """For views with non-JSON renderers: render an error as the problem JSON it is."""
 
     def finalize_response(
-        self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any
-    ) -> HttpResponse:
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         if isinstance(response, Response) and getattr(response, "exception", False):
             response.accepted_renderer = JSONRenderer()

@@ -12,7 +12,8 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponseBadRequest, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import path
 from django.utils import timezone
 
@@ -79,7 +80,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdm
         )
         return [export, *super().get_urls()]
 
-    def export_view(self, request: HttpRequest) -> HttpResponse:
+    def export_view(self, request: HttpRequest) -> HttpResponseBase:
         """The list as currently filtered and searched, in the requested format."""
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -87,7 +88,9 @@ class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdm
         fmt = params.pop("format", [""])[-1]
         if fmt not in FORMATS:
             return HttpResponseBadRequest(f"format must be one of: {', '.join(FORMATS)}")
-        request.GET = params
+        # The changelist reads its filters from request.GET; the stubs allow only the
+        # immutable QueryDict the handler builds there, not this edited copy.
+        request.GET = params  # type: ignore[assignment]
         try:
             changelist = self.get_changelist_instance(request)
         except IncorrectLookupParameters:

@@ -7,7 +7,7 @@ carries an SVG ``<title>``, which browsers show as a tooltip without any JavaScr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -43,7 +43,7 @@ def _number(value: float) -> str:
 def stacked_bar_chart(
     *,
     labels: Sequence[str],
-    series: dict[str, Sequence[int]],
+    series: Mapping[str, Sequence[int]],
     title: str,
     colors: dict[str, str] | None = None,
     label_every: int = 3,
@@ -77,7 +77,7 @@ def stacked_bar_chart(
         )
     for i, label in enumerate(labels):
         x = left + i * slot + 1
-        base = top + plot_h
+        base: float = top + plot_h
         for name, values in series.items():
             count = values[i]
             if not count:

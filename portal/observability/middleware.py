@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 
@@ -12,6 +13,12 @@ logger = get_logger("portal.http")
 
 # Probes and scrapes arrive every few seconds; their access lines are debug-level noise.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class IdentifiedRequest(HttpRequest):
+    """A request once ``RequestIdMiddleware`` has run: for type checking only."""
+
+    request_id: str
 
 
 class RequestIdMiddleware:
@@ -29,7 +36,7 @@ class RequestIdMiddleware:
         request_id = request_id_from_headers(
             request.headers.get("X-Request-ID"), request.headers.get("traceparent")
         )
-        request.request_id = request_id
+        cast(IdentifiedRequest, request).request_id = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:

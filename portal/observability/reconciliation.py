@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
@@ -42,6 +43,9 @@ from portal.audit.services import Actor, audit_record
 
 from . import metrics, selectors
 from .logging import bind_correlation, get_logger
+
+if TYPE_CHECKING:
+    from .selectors import TimedOutIntent
 
 logger = get_logger(__name__)
 
@@ -67,7 +71,7 @@ class ReconcileItem:
     detail: str
 
 
-def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[Intent]:
+def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[TimedOutIntent]:
     return list(selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)[:limit])
 
 
@@ -75,7 +79,7 @@ def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem
     """List (and with ``resolve``, settle) intents whose last attempt timed out."""
     now = clock.db_now()
     candidates = timed_out_candidates(now=now, limit=limit)
-    by_gateway: dict[str, list[Intent]] = defaultdict(list)
+    by_gateway: dict[str, list[TimedOutIntent]] = defaultdict(list)
     for intent in candidates:
         by_gateway[intent.gateway].append(intent)
     items: list[ReconcileItem] = []
@@ -88,7 +92,7 @@ def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem
     return items
 
 
-def _item(intent: Intent, action: str, detail: str) -> ReconcileItem:
+def _item(intent: TimedOutIntent, action: str, detail: str) -> ReconcileItem:
     return ReconcileItem(
         intent_id=intent.id,
         public_id=str(intent.public_id),
@@ -102,7 +106,7 @@ def _item(intent: Intent, action: str, detail: str) -> ReconcileItem:
 
 
 async def _ask_gateway(
-    gateway: str, intents: list[Intent], *, resolve: bool
+    gateway: str, intents: list[TimedOutIntent], *, resolve: bool
 ) -> tuple[list[ReconcileItem] | None, list[GatewayResult | BaseException | None]]:
     """Either the items as listed (nothing to ask), or the gateway's answer per intent."""
     async with GatewaySession() as session:
@@ -135,7 +139,7 @@ async def _ask_gateway(
     return None, list(results)
 
 
-def _settle(intent: Intent, result: GatewayResult | BaseException | None) -> ReconcileItem:
+def _settle(intent: TimedOutIntent, result: GatewayResult | BaseException | None) -> ReconcileItem:
     with bind_correlation(intent.correlation_id, intent_id=str(intent.public_id)):
         if isinstance(result, BaseException):
             metrics.RECONCILED.labels(result="error").inc()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncHour
@@ -27,6 +29,9 @@ from intents.models import (
 )
 
 from .models import WorkerHeartbeat
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 # Upper bounds (seconds) of the acceptance-latency buckets the dashboard estimates
 # percentiles from; the resolution is the width of the bucket a percentile falls in.
@@ -238,7 +243,9 @@ def acceptance_latency(
         )
         for i, bound in enumerate(LATENCY_BOUNDS_S)
     }
-    rows = (
+    # The plugin types the rows from the literal keywords only; the ``le_<i>`` buckets are
+    # passed through **buckets, so the rows are read as plain mappings.
+    rows: QuerySet[Intent, Mapping[str, Any]] = (
         Intent.objects.filter(
             status=IntentStatus.ACCEPTED, finished_at__gte=since, finished_at__lt=until
         )
@@ -292,6 +299,14 @@ class SlaRow:
         return self.terminal / self.submitted if self.submitted else None
 
 
+class _SlaCounts(TypedDict):
+    target_key: str
+    terminal: int
+    cancelled: int
+    accepted: int
+    open: int
+
+
 def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
     """Share of intents submitted in [since, until) accepted within their objective.
 
@@ -302,7 +317,7 @@ def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
     """
     window = Q(created_at__gte=since, created_at__lt=until)
     terminal = Intent.objects.filter(window, status__in=TERMINAL_STATUSES, finished_at__gte=since)
-    totals: dict[str, dict[str, int]] = {}
+    totals: dict[str, _SlaCounts] = {}
     for row in (
         terminal.values("target_key")
         .annotate(
@@ -313,17 +328,23 @@ def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
         .order_by()
     ):
         totals[row["target_key"]] = {**row, "open": 0}
-    for row in (
+    for open_row in (
         Intent.objects.filter(window, status__in=OPEN_STATUSES)
         .values("target_key")
         .annotate(n=Count("id"))
         .order_by()
     ):
         entry = totals.setdefault(
-            row["target_key"],
-            {"target_key": row["target_key"], "terminal": 0, "cancelled": 0, "accepted": 0},
+            open_row["target_key"],
+            {
+                "target_key": open_row["target_key"],
+                "terminal": 0,
+                "cancelled": 0,
+                "accepted": 0,
+                "open": 0,
+            },
         )
-        entry["open"] = row["n"]
+        entry["open"] = open_row["n"]
 
     accepted = terminal.filter(status=IntentStatus.ACCEPTED)
     objectives: dict[str, set[float]] = {}
@@ -361,7 +382,17 @@ def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
 # --- reconciliation ---------------------------------------------------------------------
 
 
-def timed_out_intents(*, since: dt.datetime) -> QuerySet[Intent]:
+class TimedOutAnnotations(TypedDict):
+    last_outcome: str | None
+    last_attempt_at: dt.datetime | None
+    gateway: str
+
+
+if TYPE_CHECKING:
+    TimedOutIntent: TypeAlias = WithAnnotations[Intent, TimedOutAnnotations]
+
+
+def timed_out_intents(*, since: dt.datetime) -> QuerySet[TimedOutIntent]:
     """Intents whose last attempt timed out, so the gateway may have accepted them.
 
     Still retrying (pending after at least one attempt), or dead-lettered (failed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from typing import Protocol, cast
 
 from django.conf import settings
 from django.contrib import admin
@@ -78,10 +79,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=503 if failed else 200)
 
 
+class _OtpUser(Protocol):
+    """``request.user`` as django-otp's OTPMiddleware leaves it, ``is_verified`` attached."""
+
+    is_active: bool
+    is_staff: bool
+
+    def is_verified(self) -> bool: ...
+
+
 def operations_dashboard(request: HttpRequest) -> TemplateResponse:
     """Mounted through ``admin.site.admin_view`` (login and OTP redirect); checked again
     here so the view is never served to anyone but verified staff."""
-    user = request.user
+    user = cast(_OtpUser, request.user)
     if not (user.is_active and user.is_staff and user.is_verified()):
         raise PermissionDenied
     context = {

@@ -16,7 +16,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -101,7 +101,8 @@ def _usable_key(plain: Any, tenant: Tenant) -> ApiKey | None:
     if not isinstance(plain, str) or "." not in plain:
         return None
     try:
-        api_key = ApiKey.objects.get_from_key(plain)
+        # The library annotates its manager with AbstractAPIKey; it queries self.model, ApiKey.
+        api_key = cast(ApiKey, ApiKey.objects.get_from_key(plain))
     except ApiKey.DoesNotExist:
         return None
     if api_key.tenant_id != tenant.pk or api_key.has_expired:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 
 from portal.observability.retention import DEFAULT_BATCH_SIZE, retention_purge
@@ -19,7 +21,7 @@ class Command(BaseCommand):
             "--max-batches", type=int, default=None, help="stop after this many batches"
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         report = retention_purge(
             dry_run=bool(options["dry_run"]),
             batch_size=int(options["batch_size"]),

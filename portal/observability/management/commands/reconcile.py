@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--resolve", action="store_true", help="ask the gateways and record")
         parser.add_argument("--limit", type=int, default=500)
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         items = reconcile_timeouts(resolve=bool(options["resolve"]), limit=int(options["limit"]))
         if not items:
             self.stdout.write("no intent whose last attempt timed out")
