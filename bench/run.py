@@ -44,6 +44,7 @@ if __package__ in (None, ""):  # run as a script: import from the checkout, not 
 from bench import engine_extra
 from bench.pg import BenchError, Server, db_clock, insert_intents, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
+from portal.cli import positive
 
 RESULTS_DIR = ROOT / "bench" / "results"
 TENANT = "bench"
@@ -425,22 +426,6 @@ def render_extra(results: dict) -> list[str]:
 
 
 WORKERS_LABEL = f"{engine_extra.WORKERS}/{engine_extra.LATENCY_S:g} s"
-
-
-def positive(kind):
-    """An argparse type: a number of ``kind`` above zero, or a one-line error."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:  # also refuses nan
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 SIM_PORT = int(os.environ.get("SIMULATOR_PORT", "8025"))
+# A gentle mixed workload (manage.py demo_traffic) so the dashboard has something to
+# show; DEMO_TRAFFIC_RATE=0 turns it off.
+DEMO_TRAFFIC_RATE = os.environ.get("DEMO_TRAFFIC_RATE", "0.5")
 
 
 def port_in_use(port: int) -> bool:
@@ -71,6 +74,7 @@ def main() -> int:
             break
         time.sleep(0.1)
     print_banner()
+    demo = start_demo_traffic(env) if not stopping else None
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -78,7 +82,12 @@ def main() -> int:
                 print(f"error: {name} exited with code {child.returncode}; stopping the rest")
                 exit_code, stopping = 1, True
                 break
+        if demo is not None and demo.poll() is not None:  # optional: the rest keeps running
+            print(f"demo traffic stopped (exit code {demo.returncode}); the portal keeps running")
+            demo = None
         time.sleep(0.5)
+    if demo is not None and demo.poll() is None:
+        children["demo traffic"] = demo
     for child in children.values():
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -90,6 +99,22 @@ def main() -> int:
             os.killpg(child.pid, signal.SIGKILL)
     print("all stopped")
     return exit_code
+
+
+def start_demo_traffic(env: dict[str, str]) -> subprocess.Popen | None:
+    try:
+        rate = float(DEMO_TRAFFIC_RATE)
+    except ValueError:
+        print(f"DEMO_TRAFFIC_RATE must be a number, not {DEMO_TRAFFIC_RATE!r}; no demo traffic")
+        return None
+    if not rate > 0:
+        return None
+    print(f"demo traffic: {rate:g} intents/s of mixed outcomes (DEMO_TRAFFIC_RATE=0 turns it off)")
+    command = [
+        PY, "manage.py", "demo_traffic", "--rate", str(rate), "--duration", "inf",
+        "--url", f"http://127.0.0.1:{WEB_PORT}",
+    ]  # fmt: skip
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 
 def print_banner() -> None:
