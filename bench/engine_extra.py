@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # run.py imports this module; the reverse would be circular
     from bench.run import Bench
 
-from bench.pg import BenchError, db_clock, insert_intents
+from bench.pg import BenchError, db_clock, insert_intents, row, scalar
 from bench.procs import PY, run_checked
 
 LATENCY_S = 0.05
@@ -61,9 +61,9 @@ def claim_scale(
     try:
         with bench.server.connect(dbname, autocommit=True) as conn:
             with conn.transaction():
-                past = conn.execute("SELECT (now() - interval '1 hour')::text").fetchone()[0]
+                past = scalar(conn, "SELECT (now() - interval '1 hour')::text")
                 insert_intents(conn, tenant_id=tenant, count=due, prefix="d-", first_due=past)
-            tomorrow = conn.execute("SELECT (now() + interval '1 day')::text").fetchone()[0]
+            tomorrow = scalar(conn, "SELECT (now() + interval '1 day')::text")
             inserted = 0
             for size in dict.fromkeys(sizes):
                 t0 = time.monotonic()
@@ -134,7 +134,8 @@ def _claim_child(tenant_id: int, claims: int, batch_size: int, warmup: int) -> d
 
     for _ in range(warmup):
         one()
-    times, claimed, sql = [], 0, []
+    times: list[float] = []
+    claimed, sql = 0, list[str]()
     for _ in range(claims):
         elapsed, claimed, sql = one()
         times.append(elapsed * 1000)
@@ -187,9 +188,9 @@ def lateness(bench: Bench, *, rate: float, seconds: float, lead_s: float = 3.0) 
     with bench.server.connect(dbname, autocommit=True) as conn:
         bench.warm_up(conn, names, what="lateness warm-up")
         with conn.transaction():
-            first = conn.execute(
-                "SELECT (clock_timestamp() + %s * interval '1 second')::text", (lead_s,)
-            ).fetchone()[0]
+            first = scalar(
+                conn, "SELECT (clock_timestamp() + %s * interval '1 second')::text", (lead_s,)
+            )
             insert_intents(
                 conn, tenant_id=bench.tenant_id, count=count, prefix="l-",
                 first_due=first, spacing_s=spacing,
@@ -202,14 +203,15 @@ def lateness(bench: Bench, *, rate: float, seconds: float, lead_s: float = 3.0) 
             conn, names, timeout=lead_s + seconds + 60, what="lateness", strict=False
         )
         cpu = bench.children.cpu_seconds(*names) - cpu_before
-        p50, p99, worst, best, attempts = conn.execute(
-            LATENESS_SQL, {"first": first, "spacing": f"{spacing} seconds"}
-        ).fetchone()
-        accepted = conn.execute(
+        p50, p99, worst, best, attempts = row(
+            conn, LATENESS_SQL, {"first": first, "spacing": f"{spacing} seconds"}
+        )
+        accepted = scalar(
+            conn,
             "SELECT count(*) FROM intents_intent WHERE idempotency_key LIKE %s "
             "AND status = 'accepted'",
             ("l-%",),
-        ).fetchone()[0]
+        )
     bench.children.stop(*names)
     bench.drop_database(dbname)
     return {
@@ -228,9 +230,7 @@ def lateness(bench: Bench, *, rate: float, seconds: float, lead_s: float = 3.0) 
 
 
 def _epoch(conn, timestamp: str) -> float:
-    return float(
-        conn.execute("SELECT extract(epoch FROM %s::timestamptz)", (timestamp,)).fetchone()[0]
-    )
+    return float(scalar(conn, "SELECT extract(epoch FROM %s::timestamptz)", (timestamp,)))
 
 
 def main(argv: list[str] | None = None) -> int:

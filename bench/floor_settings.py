@@ -9,4 +9,4 @@ from __future__ import annotations
 from bench.settings import *  # noqa: F403
 
 ROOT_URLCONF = "bench.floor_urls"
-MIDDLEWARE: list[str] = []
+MIDDLEWARE = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -19,6 +20,18 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 class BenchError(RuntimeError):
     """A benchmark step failed; the message says which and why."""
+
+
+def row(conn: psycopg.Connection, query: str, params: Any = None) -> tuple[Any, ...]:
+    """The one row a query returns (an aggregate, a ``SHOW``); a missing row is an error."""
+    found = conn.execute(query, params).fetchone()
+    if found is None:
+        raise BenchError(f"no row from: {' '.join(query.split())[:80]}")
+    return found
+
+
+def scalar(conn: psycopg.Connection, query: str, params: Any = None) -> Any:
+    return row(conn, query, params)[0]
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ class Server:
             raise BenchError(f"the bench only runs against loopback PostgreSQL, not {self.host}")
         try:
             with self.admin() as conn:
-                version = conn.execute("SHOW server_version").fetchone()[0]
+                version = scalar(conn, "SHOW server_version")
         except psycopg.OperationalError as exc:
             raise BenchError(
                 f"PostgreSQL is not reachable at {self.conninfo('postgres')} "
@@ -144,7 +157,7 @@ def insert_intents(
     after it. The caller commits; big counts go in chunks of one statement each.
     """
     if first_due == "now":
-        first_due = conn.execute("SELECT now()::text").fetchone()[0]
+        first_due = scalar(conn, "SELECT now()::text")
     done = 0
     with conn.cursor() as cur:
         while done < count:
@@ -167,12 +180,12 @@ def insert_intents(
 
 
 def tenant_id(conn: psycopg.Connection, name: str) -> int:
-    row = conn.execute("SELECT id FROM accounts_tenant WHERE name = %s", (name,)).fetchone()
-    if row is None:
+    found = conn.execute("SELECT id FROM accounts_tenant WHERE name = %s", (name,)).fetchone()
+    if found is None:
         raise BenchError(f"no tenant {name!r} in the bench database")
-    return row[0]
+    return int(found[0])
 
 
 def db_clock(conn: psycopg.Connection) -> float:
     """The database's wall clock as epoch seconds (outside any transaction)."""
-    return float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+    return float(scalar(conn, "SELECT extract(epoch FROM clock_timestamp())"))

@@ -21,22 +21,22 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.pg import BenchError, Server, insert_intents
+from bench.pg import BenchError, Server, insert_intents, scalar
 from bench.run import Bench, parse_args
 
 TABLE_PREFIXES = ("intents_", "accounts_", "django_q", "observability_", "deadletters_")
 
 
-def statement_kinds(queries: list[dict]) -> tuple[Counter[str], Counter[str]]:
+def statement_kinds(queries: list[dict]) -> tuple[Counter[str], defaultdict[str, float]]:
     """How many statements of each kind (verb + first table), and their summed seconds."""
     counts: Counter[str] = Counter()
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     for query in queries:
         words = query["sql"].split()
         head = words[0].upper() if words else "?"
@@ -188,8 +188,8 @@ def quota_scaling(bench: Bench, sizes: list[int], cap: int) -> None:
             conn.commit()
             runs = []
             for _ in range(3):
-                plan = conn.execute(QUOTA_SQL, {"tenant": bench.tenant_id, "offset": cap - 1})
-                runs.append(plan.fetchone()[0][0]["Execution Time"])
+                plan = scalar(conn, QUOTA_SQL, {"tenant": bench.tenant_id, "offset": cap - 1})
+                runs.append(plan[0]["Execution Time"])
             conn.commit()
             print(f"  {size:>9,} open intents: {min(runs):8.2f} ms (best of 3)")
 
@@ -198,7 +198,7 @@ class PhaseTimer:
     """Wall time spent inside chosen functions (no profiler, so no profiler overhead)."""
 
     def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
         self.patched: list[tuple[object, str, object]] = []
 
     def wrap(self, owner: object, name: str, label: str) -> None:

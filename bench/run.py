@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a script: import from the checkout, not 
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import engine_extra
-from bench.pg import BenchError, Server, db_clock, insert_intents, tenant_id
+from bench.pg import BenchError, Server, db_clock, insert_intents, row, scalar, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 from portal.cli import positive
 
@@ -147,7 +147,8 @@ class Bench:
             drained = self.wait_drained(
                 conn, names, timeout=timeout, what=kind, strict=False, progress=progress
             )
-            stats = conn.execute(
+            stats = row(
+                conn,
                 """
                 SELECT count(*) FILTER (WHERE status = 'accepted'),
                        count(*) FILTER (WHERE status = ANY(%(terminal)s)),
@@ -155,15 +156,16 @@ class Bench:
                 FROM intents_intent WHERE idempotency_key LIKE %(measured)s
                 """,
                 {"terminal": list(TERMINAL), "measured": "m-%"},
-            ).fetchone()
-            first_attempt, attempts = conn.execute(
+            )
+            first_attempt, attempts = row(
+                conn,
                 """
                 SELECT extract(epoch FROM min(a.started_at)), count(*)
                 FROM intents_attempt AS a JOIN intents_intent AS i ON i.id = a.intent_id
                 WHERE i.idempotency_key LIKE %s
                 """,
                 ("m-%",),
-            ).fetchone()
+            )
             elapsed_to_now = db_clock(conn) - released
         cpu = self.children.cpu_seconds(*names) - cpu_before
         self.children.stop(*names)
@@ -206,9 +208,9 @@ class Bench:
 
         def drained() -> bool:
             self.children.check_alive(*names)
-            left = conn.execute(
-                "SELECT count(*) FROM intents_intent WHERE status IN ('pending', 'in_flight')"
-            ).fetchone()[0]
+            left = scalar(
+                conn, "SELECT count(*) FROM intents_intent WHERE status IN ('pending', 'in_flight')"
+            )
             if progress is not None:  # (seconds, open intents): shows a slowdown over a run
                 elapsed = round(time.monotonic() - t0, 1)
                 if not progress or elapsed - progress[-1][0] >= 5 or left == 0:
@@ -253,11 +255,12 @@ class Bench:
         ]  # fmt: skip
         name = f"gunicorn_{kind}"
         self.children.start(name, argv, env)
-        wait_until(
-            lambda: self.children.check_alive(name) or http_answers(port),
-            timeout=60,
-            what=f"gunicorn ({kind})",
-        )
+
+        def listening() -> bool:
+            self.children.check_alive(name)  # a gunicorn that died fails the run at once
+            return http_answers(port)
+
+        wait_until(listening, timeout=60, what=f"gunicorn ({kind})")
         load_argv = [
             PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}/api/v1/intents",
             "--api-key", api_key, "--concurrency", str(self.args.concurrency),
@@ -274,9 +277,7 @@ class Bench:
         answered = result["requests_total"]
         result["server_cpu_ms_per_request"] = cpu * 1000 / answered if answered else None
         with self.server.connect(dbname) as conn:
-            result["rows_inserted"] = conn.execute(
-                "SELECT count(*) FROM intents_intent"
-            ).fetchone()[0]
+            result["rows_inserted"] = scalar(conn, "SELECT count(*) FROM intents_intent")
         return result
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import cast
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -44,9 +45,11 @@ def api_get(key: str, path: str = TARGETS):
 
 
 def make_key(tenant: Tenant, name: str = "existing", scopes=None) -> tuple[ApiKey, str]:
-    return ApiKey.objects.create_key(
+    created, key = ApiKey.objects.create_key(
         name=name, tenant=tenant, scopes=ALL_SCOPES if scopes is None else scopes
     )
+    # The library annotates its manager with AbstractAPIKey; it builds self.model, ApiKey.
+    return cast(ApiKey, created), key
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _secret_from_page(html: str) -> bytes:
-    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', html).group(1).replace(" ", "")
+    found = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', html)
+    assert found is not None
+    secret = found.group(1).replace(" ", "")
     return base64.b32decode(secret + "=" * (-len(secret) % 8))
 
 
@@ -176,4 +178,5 @@ def test_backup_codes_can_be_regenerated_with_a_fresh_code(client, operator, tra
     traveller.shift(2)  # past the back-off from the failed check above
     assert backup.verify_token(new[0])
     issued = AuditEvent.objects.filter(action="otp.backup_codes_issued").last()
+    assert issued is not None
     assert issued.data == {"count": 10, "reason": "regenerated"}

@@ -96,7 +96,9 @@ def test_role_grant_and_revoke_are_audited(operator):
         ]
         or events[-2:] == [("role.revoked", APPROVERS), ("role.revoked", OPERATORS)]
     )
-    assert AuditEvent.objects.filter(action="role.revoked").last().actor_label == "system"
+    revoked = AuditEvent.objects.filter(action="role.revoked").last()
+    assert revoked is not None
+    assert revoked.actor_label == "system"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import stat
+from typing import cast
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -86,7 +87,8 @@ def test_seeds_tenant_key_users_devices_and_targets(demo_settings, creds_path, c
     tenant = Tenant.objects.get(name="demo")
     assert tenant.allow_all_targets
     # The key works against the API and carries every scope.
-    api_key = ApiKey.objects.get_from_key(data["api_key"])
+    # The library annotates its manager with AbstractAPIKey; it returns self.model, ApiKey.
+    api_key = cast(ApiKey, ApiKey.objects.get_from_key(data["api_key"]))
     assert api_key.tenant == tenant
     assert sorted(api_key.scopes) == sorted(ALL_SCOPES)
     response = client.get("/api/v1/targets", HTTP_AUTHORIZATION=f"Bearer {data['api_key']}")

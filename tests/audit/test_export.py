@@ -29,6 +29,7 @@ def test_jsonl_has_every_event_before_the_export_and_records_the_export(events):
     assert all(line["hash"] == event.hash for line, event in zip(lines, events, strict=True))
     # The export itself is an audited action, after the exported range.
     last = AuditEvent.objects.order_by("-sequence").first()
+    assert last is not None
     assert last.action == "audit.exported" and last.sequence == 6
 
 

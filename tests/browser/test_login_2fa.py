@@ -128,6 +128,7 @@ def test_first_login_enrols_then_logs_in_with_a_fresh_code(page):
 
 def test_wrong_codes_are_refused_then_throttled(page):
     _user, device = create_staff_user("olga", roles=["operators"])
+    assert device is not None
     # The server's clock stands still (Playwright's timers run on the monotonic clock,
     # which time-machine leaves alone), so a slow browser cannot outlast the back-off.
     with time_machine.travel(dt.datetime.now(tz=dt.UTC), tick=False) as traveller:

@@ -100,6 +100,7 @@ def test_file_is_stored_under_a_server_name_with_its_digest(dead_letter, operato
     evidence.refresh_from_db()
     assert evidence.kind == EvidenceKind.FILE
     assert evidence.original_name == "gateway log.TXT"  # for display only
+    assert evidence.file.name is not None
     assert re.fullmatch(r"evidence/\d{4}/\d{2}/[0-9a-f]{32}\.txt", evidence.file.name)
     assert evidence.sha256 == hashlib.sha256(content).hexdigest()
     assert evidence.size == len(content)
@@ -203,6 +204,7 @@ def test_refused_row_leaves_no_orphan_file(dead_letter, operator, media_root, mo
     stored = services.evidence_add_file(
         dead_letter=dl, actor=operator[0], upload=SimpleUploadedFile("a.txt", b"hello")
     )
+    assert stored.file.name is not None
     assert [p.name for p in media_root.rglob("*.txt")] == [stored.file.name.rsplit("/", 1)[1]]
 
 

@@ -167,6 +167,7 @@ def test_approve_with_a_fresh_code_works_and_a_reused_one_does_not(
     assert lines == [f"approved replay request {requested}; execution queued"]
     request = ReplayRequest.objects.get(public_id=requested)
     assert request.status == ReplayStatus.DONE  # the queued execution ran on commit
+    assert request.decided_by is not None
     assert request.decided_by.username == "abel"
     assert reload(request.items.get().dead_letter).status == DeadLetterStatus.REPLAYED
     # The same code cannot decide a second request.

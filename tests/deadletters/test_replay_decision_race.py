@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from django.db import connections
@@ -20,6 +21,8 @@ from portal.audit.models import AuditEvent
 from portal.audit.selectors import audit_chain_verify
 from tests.accounts.factories import create_staff_user, totp_code
 
+T = TypeVar("T")
+
 pytestmark = [
     pytest.mark.postgres_only(
         reason="SQLite serialises every writer, so the decisions never race on the row lock"
@@ -28,14 +31,14 @@ pytestmark = [
 ]
 
 
-def race(*decisions: Callable[[], object]) -> tuple[list[object], list[BaseException]]:
+def race(*decisions: Callable[[], T]) -> tuple[list[T], list[BaseException]]:
     """Run the decisions in threads released together; what each returned or raised."""
-    results: list[object] = []
+    results: list[T] = []
     refusals: list[BaseException] = []
     start = threading.Barrier(len(decisions))
     lock = threading.Lock()
 
-    def run(decide: Callable[[], object]) -> None:
+    def run(decide: Callable[[], T]) -> None:
         try:
             start.wait(timeout=30)
             outcome = decide()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,11 @@ def test_request_needs_the_operators_role(dead_letter, roles):
 
 def test_ids_or_filters_not_both_nor_neither(dead_letter, operator):
     dl = dead_letter()
-    for kwargs in ({}, {"dead_letter_ids": [dl.public_id], "filters": ReplayFilters()}):
+    neither_or_both: tuple[dict[str, Any], ...] = (
+        {},
+        {"dead_letter_ids": [dl.public_id], "filters": ReplayFilters()},
+    )
+    for kwargs in neither_or_both:
         with pytest.raises(InvalidRequest, match="either"):
             services.replay_request_create(requested_by=operator[0], reason="x", **kwargs)
     with pytest.raises(InvalidRequest, match="at least one"):

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -171,10 +172,14 @@ class Stack:
 
     def wait_terminal(self, intent_id: str, timeout: float = 60) -> dict:
         terminal = {"accepted", "failed", "exhausted", "expired", "cancelled"}
-        return wait_for(
-            lambda: (i := self.intent(intent_id))["status"] in terminal and i,
-            timeout=timeout,
-            what=f"intent {intent_id} to finish",
+        # wait_for returns the condition's truthy value: here the intent itself.
+        return cast(
+            dict,
+            wait_for(
+                lambda: (i := self.intent(intent_id))["status"] in terminal and i,
+                timeout=timeout,
+                what=f"intent {intent_id} to finish",
+            ),
         )
 
     def gateway_messages(self) -> list[dict]:

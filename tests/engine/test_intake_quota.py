@@ -155,6 +155,7 @@ def test_a_cached_target_never_refuses_a_version_synced_elsewhere(tenant, target
     # Another process records 1.3: no signal reaches this one (bulk_create, update).
     target = Target.objects.get(key="sms.otp")
     current = target.current_revision
+    assert current is not None
     TargetRevision.objects.bulk_create(
         [
             TargetRevision(

@@ -20,6 +20,7 @@ def run_batch(tenant, per_outcome: int) -> int:
     batch = claim_batch(
         tenant_ids=[tenant.id], batch_size=3 * per_outcome, worker_id="w", lease_margin_s=30
     )
+    assert batch is not None
     with CaptureQueriesContext(connection) as captured:
         assert execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids) == (
             3 * per_outcome

@@ -91,6 +91,7 @@ def test_sync_records_revisions_with_checksum_diff_and_audit(target_dir):
     (target_dir / "sms_fast.toml").write_text(changed)
     assert registry_sync(directory=target_dir).revised == ["sms.fast"]
     second = Target.objects.get().current_revision
+    assert second is not None
     assert second.version == "1.1" and second.checksum != first.checksum
     assert '-    "max_attempts": 3' in second.diff and '+    "max_attempts": 4' in second.diff
     actions = list(AuditEvent.objects.values_list("action", flat=True))

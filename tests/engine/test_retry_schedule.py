@@ -74,6 +74,7 @@ def test_never_scheduled_past_the_deadline(
         rng=random.Random(seed),
     )
     if decision.status == IntentStatus.PENDING:
+        assert decision.next_attempt_at is not None
         assert NOW <= decision.next_attempt_at < deadline
         assert attempts < policy.max_attempts
     else:

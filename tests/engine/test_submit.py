@@ -94,9 +94,11 @@ def test_malformed_version_is_a_bad_request(tenant, targets):
 def test_payload_errors_carry_json_pointers(tenant, targets):
     with pytest.raises(errors.PayloadInvalid) as info:
         submit(tenant, payload={"to": "12345", "text": "x" * 1601, "extra": 1})
-    pointers = sorted(e["pointer"] for e in info.value.errors)
+    found = info.value.errors
+    assert found is not None
+    pointers = sorted(e["pointer"] for e in found)
     assert pointers == ["/payload", "/payload/text", "/payload/to"]
-    assert all(e["message"] for e in info.value.errors)
+    assert all(e["message"] for e in found)
 
 
 def test_target_not_allowed_for_tenant(tenant, targets):

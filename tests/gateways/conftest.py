@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeAlias, cast
 
 import httpx
 import pytest
@@ -49,18 +50,24 @@ def make_message() -> Callable[..., GatewayMessage]:
     return make
 
 
+# A handler answers at once or, like an ``async def``, with a coroutine MockTransport awaits.
+Answer: TypeAlias = httpx.Response | Coroutine[Any, Any, httpx.Response]
+
+
 class Recorder:
     """An httpx.MockTransport handler that records requests and answers as told."""
 
-    def __init__(self, response: httpx.Response | Callable[[httpx.Request], httpx.Response]):
+    def __init__(self, response: httpx.Response | Callable[[httpx.Request], Answer]):
         self.response = response
         self.requests: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx.Request) -> Answer:
         self.requests.append(request)
         if callable(self.response):
             return self.response(request)
         return self.response
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self))
+        # MockTransport awaits any answer that is not a Response, but its annotation wants a
+        # handler that is all sync or all async; this one is either, per answer.
+        return httpx.AsyncClient(transport=httpx.MockTransport(cast(Any, self)))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.migrations.state import ProjectState
@@ -92,6 +92,13 @@ def _constraint(columns: list[str], **flags: Any) -> dict[str, Any]:
     return info
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of ``model``'s concrete field ``name`` (a key or constraint field)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column is not None
+    return field.column
+
+
 class OfflineIntrospection(DatabaseIntrospection):
     """``get_constraints`` answered from ``self.state``, the state before the operation.
 
@@ -124,13 +131,17 @@ class OfflineIntrospection(DatabaseIntrospection):
         found: dict[str, dict[str, Any]] = {}
         for field in model._meta.local_concrete_fields:
             column = field.column
+            assert column is not None  # a concrete field has a column
+            # db_index / db_constraint are set in Field/ForeignKey.__init__ but django-stubs
+            # declares neither attribute.
+            flags = cast(Any, field)
             if field.primary_key:
                 # SQL Server names it PK__...; get_constraints reports it from the
                 # key-usage view, so as a unique constraint, not as an index.
                 found[f"PK__{table}"] = _constraint([column], primary_key=True, unique=True)
                 continue
-            if field.remote_field and field.db_constraint:
-                to = field.target_field
+            if field.remote_field and flags.db_constraint:
+                to = cast("models.ForeignKey[Any, Any]", field).target_field
                 suffix = f"_fk_{to.model._meta.db_table}_{to.column}"
                 found[name(table, [column], suffix=suffix)] = _constraint(
                     [column], foreign_key=(to.model._meta.db_table, to.column)
@@ -144,22 +155,22 @@ class OfflineIntrospection(DatabaseIntrospection):
                     found[f"UQ__{table}__{column}"] = _constraint(
                         [column], unique=True, unique_constraint=True
                     )
-            elif field.db_index:
+            elif flags.db_index:
                 found[name(table, [column], suffix="")] = _constraint(
                     [column], index=True, type="idx"
                 )
             if field.db_parameters(connection=self.connection)["check"]:
                 found[name(table, [column], suffix="_check")] = _constraint([column], check=True)
         for fields in model._meta.unique_together:
-            columns = [model._meta.get_field(f).column for f in fields]
+            columns = [_column(model, f) for f in fields]
             found[name(table, columns, suffix="_uniq")] = _constraint(
                 columns, unique=True, index=True, type="idx"
             )
         for index in model._meta.indexes:
-            columns = [model._meta.get_field(f.lstrip("-")).column for f in index.fields]
+            columns = [_column(model, f.lstrip("-")) for f in index.fields]
             found[index.name] = _constraint(columns, index=True, type="idx")
         for constraint in model._meta.constraints:
-            columns = [model._meta.get_field(f).column for f in getattr(constraint, "fields", ())]
+            columns = [_column(model, f) for f in getattr(constraint, "fields", ())]
             if isinstance(constraint, models.UniqueConstraint):
                 filtered = constraint.condition is not None
                 found[constraint.name] = _constraint(

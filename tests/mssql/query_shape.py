@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from django.db import models
@@ -27,7 +27,14 @@ from sqlglot import exp
 
 EQUALITY = "="
 RANGES = frozenset({"<", "<=", ">", ">="})
-_OPS = {exp.EQ: "=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">=", exp.In: "IN"}
+_OPS: dict[type[exp.Expr], str] = {
+    exp.EQ: "=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.In: "IN",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ def shape(sql: str, params: Any = ()) -> QueryShape:
     numbered = re.sub(r"^\s*SET NOCOUNT (?:ON|OFF);\s*", "", numbered)
     tree = sqlglot.parse_one(numbered, read="tsql")
     table = tree.find(exp.Table)
+    assert table is not None
     hints: tuple[str, ...] = ()
     for hint in table.args.get("hints") or ():
         hints += tuple(e.name.upper() for e in hint.expressions)
@@ -141,6 +149,13 @@ class IndexFit:
         return self.filter_repeated and not self.filter_bound and self.seeks
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    """The column of ``model``'s concrete field ``name`` (a key or filter field)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column is not None
+    return field.column
+
+
 def _filter_equalities(model: type[models.Model], condition: models.Q) -> dict[str, Any]:
     """``condition`` (AND of ``field=value`` only) as {column: value}; else ValueError."""
     if condition.connector != models.Q.AND or condition.negated:
@@ -150,20 +165,26 @@ def _filter_equalities(model: type[models.Model], condition: models.Q) -> dict[s
         if isinstance(child, models.Q):
             equalities.update(_filter_equalities(model, child))
             continue
-        lookup, value = child
+        lookup, value = cast(tuple[str, Any], child)  # a (lookup, value) pair
         name, _, kind = lookup.partition("__")
         if kind not in ("", "exact"):
             raise ValueError(f"not an equality: {lookup}")
-        equalities[model._meta.get_field(name).column] = value
+        equalities[_column(model, name)] = value
     return equalities
 
 
-def fit(found: QueryShape, model: type[models.Model], index: models.Index | str) -> IndexFit:
+def fit(
+    found: QueryShape,
+    model: type[models.Model],
+    index: models.Index | models.UniqueConstraint | str,
+) -> IndexFit:
     """How ``index`` (an Index/UniqueConstraint of ``model``, or its name) serves ``found``."""
     if isinstance(index, str):
         named = [*model._meta.indexes, *model._meta.constraints]
-        index = next(i for i in named if i.name == index)
-    columns = tuple(model._meta.get_field(f.lstrip("-")).column for f in index.fields)
+        index = cast(
+            "models.Index | models.UniqueConstraint", next(i for i in named if i.name == index)
+        )
+    columns = tuple(_column(model, f.lstrip("-")) for f in index.fields)
     prefix: list[str] = []
     range_column = None
     for column in columns:

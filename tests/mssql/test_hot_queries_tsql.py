@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import sqlglot
@@ -117,7 +118,8 @@ def test_hot_query_is_served_by_an_index_a_parameterized_plan_can_use(version, q
 def test_lease_update_targets_claimed_rows_by_primary_key(version):
     claimed = [SimpleNamespace(id=n, attempt_timeout_s=5.0) for n in (11, 12)]
     with as_default(version) as connection:
-        dispatch._lease(claimed, token="w-1:abc", now=NOW, lease_margin_s=2)
+        # _lease reads only .id and .attempt_timeout_s; stand-ins suffice.
+        dispatch._lease(cast("list[Intent]", claimed), token="w-1:abc", now=NOW, lease_margin_s=2)
     statement = only_statement(connection, "intents_intent")
 
     assert isinstance(statement.tree, sqlglot.exp.Update)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 from django.db import NotSupportedError, connection
@@ -57,7 +59,9 @@ def table_model() -> Migration:
     """The fixture app's CreateModel alone, without the OR-filtered index of 0001."""
     first = bad_migration("0001_bad")
     migration = Migration("0001_table", "mssql_bad")
-    migration.operations = first.operations[:1]
+    # Migration.__init__ itself copies ``operations`` onto the instance; django-stubs
+    # declares it a ClassVar.
+    cast(Any, migration).operations = first.operations[:1]
     return migration
 
 
@@ -98,7 +102,8 @@ def try_distinct_on() -> list[str]:
     return list(Tenant.objects.order_by("name").distinct("name").values_list("name", flat=True))
 
 
-CASES = {
+# Each case returns something different; the tests branch on the case's name.
+CASES: dict[str, Callable[[], Any]] = {
     "bulk_create(ignore_conflicts=True)": try_bulk_ignore,
     "bulk_create(update_conflicts=True)": try_bulk_upsert,
     "JSONField __contains": try_json_contains,

@@ -19,9 +19,10 @@ from __future__ import annotations
 import inspect
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from django.conf import settings
@@ -31,6 +32,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState
+from django.db.models.options import Options
 from mssql.schema import DatabaseSchemaEditor as MssqlSchemaEditor
 from sqlglot import exp
 
@@ -117,6 +119,13 @@ def _key_bytes(connection: OfflineSqlServer, field: models.Field) -> int:
     return 0
 
 
+def _key_field(meta: Options[Any], name: str) -> models.Field[Any, Any]:
+    """A field an index key names: a concrete field, never a reverse relation."""
+    field = meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
 def key_size_problems(connection: OfflineSqlServer, model: type[models.Model]) -> list[str]:
     """Index keys wider than SQL Server allows (inserts of long values would fail)."""
     keys: list[tuple[str, list[models.Field], int]] = []
@@ -124,15 +133,16 @@ def key_size_problems(connection: OfflineSqlServer, model: type[models.Model]) -
     for field in meta.local_concrete_fields:
         if field.primary_key:
             keys.append((f"primary key {field.name}", [field], CLUSTERED_KEY_BYTES))
-        elif field.unique or field.db_index:
+        # db_index is set in Field.__init__ but django-stubs does not declare it.
+        elif field.unique or cast(Any, field).db_index:
             keys.append((f"{field.name} (unique/db_index)", [field], NONCLUSTERED_KEY_BYTES))
     for index in [*meta.indexes, *meta.constraints]:
-        names = [f.lstrip("-") for f in getattr(index, "fields", ())]
+        names: Sequence[str] = [f.lstrip("-") for f in getattr(index, "fields", ())]
         if names and not isinstance(index, models.CheckConstraint):
-            fields = [meta.get_field(name) for name in names]
+            fields = [_key_field(meta, name) for name in names]
             keys.append((repr(index.name), fields, NONCLUSTERED_KEY_BYTES))
     for names in meta.unique_together:
-        fields = [meta.get_field(name) for name in names]
+        fields = [_key_field(meta, name) for name in names]
         keys.append((f"unique_together {names}", fields, NONCLUSTERED_KEY_BYTES))
     problems = []
     for what, fields, limit in keys:
@@ -174,7 +184,7 @@ def operation_problems(
 
 
 def render_migrations(
-    connection: OfflineSqlServer, migrations: list[Migration], state: ProjectState
+    connection: OfflineSqlServer, migrations: Sequence[Migration], state: ProjectState
 ) -> tuple[list[Statement], list[Problem], ProjectState]:
     """Collect each migration's T-SQL, as sqlmigrate would, plus the operation-layer problems.
 
@@ -406,7 +416,7 @@ def statement_problems(statement: Statement) -> list[Problem]:
 
 
 def check_migrations(
-    connection: OfflineSqlServer, migrations: list[Migration], state: ProjectState
+    connection: OfflineSqlServer, migrations: Sequence[Migration], state: ProjectState
 ) -> tuple[list[Statement], list[Problem]]:
     """Render ``migrations`` from ``state``; every problem of both layers, in order."""
     statements, problems, _ = render_migrations(connection, migrations, state)

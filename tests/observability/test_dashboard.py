@@ -189,9 +189,9 @@ def test_charts_are_inline_svg_without_script_or_external_url(staff, scripted):
         f" {name}" for _, attrs in page.tags for name in attrs if name.startswith("on")
     )
     assert "Content-Security-Policy" in response.headers
-    assert "'unsafe-inline'" not in re.search(
-        r"script-src[^;]*", response.headers["Content-Security-Policy"]
-    ).group(0)
+    script_src = re.search(r"script-src[^;]*", response.headers["Content-Security-Policy"])
+    assert script_src is not None
+    assert "'unsafe-inline'" not in script_src.group(0)
 
 
 def test_numbers_match_the_database(staff, scripted, rows):

@@ -101,6 +101,7 @@ def test_backlog_gauges_match_the_database(client, backlog_rows):
 
 def test_gauges_follow_database_changes(client, backlog_rows, frozen_clock):
     oldest = Intent.objects.filter(status="pending").order_by("next_attempt_at").first()
+    assert oldest is not None
     Intent.objects.filter(pk=oldest.pk).update(status="in_flight")  # claimed
     DeadLetter.objects.filter(status="open").update(status="discarded")
     frozen_clock.advance(60)  # the 30 s one becomes due; the other due ones age

@@ -169,6 +169,7 @@ def test_real_run_purges_exactly_what_is_past_retention(world, media):
     # The audit history is never purged: every earlier event is intact, one is added.
     assert list(AuditEvent.objects.values_list("sequence", "hash"))[:-1] == audit_before
     purge_event = AuditEvent.objects.last()
+    assert purge_event is not None
     assert purge_event.action == "retention.purged"
     assert purge_event.data["intents"] == 5
     verify = StringIO()
