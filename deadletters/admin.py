@@ -21,6 +21,7 @@ from intents.admin import PORTAL_ADMIN_CSS, search_by_public_id
 from intents.selectors import attempts_for_intent
 from portal import clock
 from portal.accounts.admin_mixins import (
+    DetailPageAdmin,
     ReadOnlyAdminMixin,
     RoleRequiredAdminMixin,
     holds_any_role,
@@ -37,7 +38,7 @@ VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 ITEMS_SHOWN = 500
 
 
-class _ReadOnlyAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
+class _ReadOnlyAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
     view_roles = VIEW_ROLES
 
     class Media:
@@ -163,20 +164,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
         return views.evidence_download(request, pk, model_admin=self)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        dead_letter = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if dead_letter is not None:
-            context.update(self._detail_context(request, dead_letter))
-        return super().change_view(request, object_id, form_url, extra_context=context)
-
-    def _detail_context(self, request: HttpRequest, dead_letter: DeadLetter) -> dict[str, Any]:
+    def detail_context(self, request: HttpRequest, dead_letter: DeadLetter) -> dict[str, Any]:
         is_operator = has_role(request.user, OPERATORS)
         unsettled = dead_letter.status in (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING)
         context: dict[str, Any] = {
@@ -276,22 +264,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     def decide_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return views.replay_decide(request, object_id, model_admin=self)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        replay_request = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if replay_request is not None:
-            context.update(self._detail_context(request, replay_request))
-        return super().change_view(request, object_id, form_url, extra_context=context)
-
-    def _detail_context(
-        self, request: HttpRequest, replay_request: ReplayRequest
-    ) -> dict[str, Any]:
+    def detail_context(self, request: HttpRequest, replay_request: ReplayRequest) -> dict[str, Any]:
         user = request.user
         is_requester = replay_request.requested_by_id == user.pk
         is_pending = replay_request.status == ReplayStatus.PENDING

@@ -14,9 +14,9 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 
-from portal.accounts.admin_mixins import ReadOnlyAdminMixin, RoleRequiredAdminMixin
+from portal.accounts.admin_mixins import DetailPageAdmin, ReadOnlyAdminMixin, RoleRequiredAdminMixin
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
 
 from .models import Intent
@@ -37,7 +37,7 @@ def search_by_public_id(
 
 
 @admin.register(Intent)
-class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
+class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
     view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
     tenant_field = "tenant"
     change_form_template = "admin/intents/intent/change_form.html"
@@ -107,18 +107,8 @@ class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
             return by_id, False
         return super().get_search_results(request, queryset, search_term)
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        intent = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if intent is not None:
-            context.update(intent_detail_context(intent))
-        return super().change_view(request, object_id, form_url, extra_context=context)
+    def detail_context(self, request: HttpRequest, obj: Intent) -> dict[str, Any]:
+        return intent_detail_context(obj)
 
 
 def intent_detail_context(intent: Intent) -> dict[str, Any]:

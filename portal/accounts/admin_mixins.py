@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpRequest, HttpResponse
 
@@ -97,3 +99,27 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class DetailPageAdmin(admin.ModelAdmin):
+    """A change page that shows more than the fields: timelines, history, actions.
+
+    Subclasses return what their template needs from ``detail_context``; it is only
+    asked for an object the user may see (``get_object`` found it).
+    """
+
+    def detail_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))  # as ModelAdmin.change_view does
+        context = dict(extra_context or {})
+        if obj is not None:
+            context.update(self.detail_context(request, obj))
+        return super().change_view(request, object_id, form_url, extra_context=context)

@@ -34,7 +34,7 @@ from intents.models import OPEN_STATUSES, Intent
 from portal.audit.services import Actor, ip_from_request
 from portal.errors import DomainError
 
-from .admin_mixins import RoleRequiredAdminMixin, holds_any_role
+from .admin_mixins import DetailPageAdmin, RoleRequiredAdminMixin, holds_any_role
 from .models import ALL_SCOPES, ApiKey, ApiKeyScope, Tenant
 from .roles import PLATFORM_ADMINS
 from .services import api_key_create, api_key_revoke, tenant_create, tenant_limits_update
@@ -285,7 +285,7 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
+class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
     """Keys are created (shown once) and revoked here; nothing else about them changes."""
 
     view_roles = (PLATFORM_ADMINS,)
@@ -376,15 +376,8 @@ class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
         patch_cache_control(response, no_store=True, private=True)
         return response
 
-    def change_view(
-        self,
-        request: HttpRequest,
-        object_id: str,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        context = {"may_revoke": self.has_revoke_permission(request), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context=context)
+    def detail_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
+        return {"may_revoke": self.has_revoke_permission(request)}
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not self.has_revoke_permission(request):
