@@ -71,3 +71,15 @@ def verified_login(client: Client, user: Any, device: Any) -> None:
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
+
+
+def verified_client(user_and_device: tuple[Any, Any], **client_kwargs: Any) -> Client:
+    """A test client logged in as ``(user, device)`` with the second factor verified."""
+    client = Client(**client_kwargs)
+    verified_login(client, *user_and_device)
+    return client
+
+
+def staff_client(username: str, roles: Iterable[str] = (), **user_kwargs: Any) -> Client:
+    """A new staff user in ``roles`` (see ``create_staff_user``), logged in and verified."""
+    return verified_client(create_staff_user(username, roles=roles, **user_kwargs))

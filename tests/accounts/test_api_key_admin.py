@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal.accounts.models import ALL_SCOPES, ApiKey, Tenant
 from portal.audit.models import AuditEvent
-from tests.accounts.factories import create_staff_user, verified_login
+from tests.accounts.factories import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -33,13 +33,6 @@ def revoke_url(api_key: ApiKey) -> str:
     return f"{BASE}{quote(api_key.pk)}/revoke/"
 
 
-def client_for(username: str, roles: list[str]) -> Client:
-    user, device = create_staff_user(username, roles=roles)
-    client = Client()
-    verified_login(client, user, device)
-    return client
-
-
 def api_get(key: str, path: str = TARGETS):
     return Client().get(path, headers={"Authorization": f"Bearer {key}"})
 
@@ -54,7 +47,7 @@ def make_key(tenant: Tenant, name: str = "existing", scopes=None) -> tuple[ApiKe
 
 @pytest.fixture
 def platform_admin(db) -> Client:
-    return client_for("pat", ["platform_admins"])
+    return staff_client("pat", ["platform_admins"])
 
 
 def shown_key(response) -> str:
@@ -66,7 +59,7 @@ def shown_key(response) -> str:
 @pytest.mark.parametrize("role", ["operators", "approvers", "auditors"])
 def test_other_roles_are_refused_every_key_page(role, tenant):
     api_key, _ = make_key(tenant)
-    client = client_for("someone", [role])
+    client = staff_client("someone", [role])
     for url in (BASE, ADD, change_url(api_key), revoke_url(api_key)):
         assert client.get(url).status_code == 403, url
     refused = [

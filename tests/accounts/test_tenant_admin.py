@@ -14,7 +14,7 @@ from intents.models import Intent, IntentStatus
 from intents.services import intent_submit
 from portal.accounts.models import Tenant
 from portal.audit.models import AuditEvent
-from tests.accounts.factories import create_staff_user, verified_login
+from tests.accounts.factories import staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +26,9 @@ def change_url(tenant: Tenant) -> str:
     return f"{BASE}{tenant.pk}/change/"
 
 
-def client_for(username: str, roles: list[str], *, superuser: bool = False) -> Client:
-    user, device = create_staff_user(username, roles=roles, superuser=superuser)
-    client = Client()
-    verified_login(client, user, device)
-    return client
-
-
 @pytest.fixture
 def platform_admin(db) -> Client:
-    return client_for("pat", ["platform_admins"])
+    return staff_client("pat", ["platform_admins"])
 
 
 def limits_post(tenant: Tenant, **changes) -> dict[str, str]:
@@ -64,7 +57,7 @@ def cell(content: str, column: str, row_text: str) -> str:
 
 @pytest.mark.parametrize("role", ["operators", "approvers", "auditors"])
 def test_other_roles_are_refused_every_tenant_page(role, tenant):
-    client = client_for("someone", [role])
+    client = staff_client("someone", [role])
     for url in (BASE, ADD, change_url(tenant)):
         assert client.get(url).status_code == 403, url
     assert client.post(ADD, {"name": "sneaky"}).status_code == 403
@@ -86,7 +79,7 @@ def test_platform_admin_sees_tenants_on_the_index_and_their_pages(platform_admin
 
 
 def test_superuser_may_manage_tenants(tenant):
-    client = client_for("root", [], superuser=True)
+    client = staff_client("root", [], superuser=True)
     assert client.get(change_url(tenant)).status_code == 200
 
 

@@ -12,7 +12,11 @@ from django.test import Client
 from deadletters.models import DeadLetter, DeadLetterStatus, Evidence, EvidenceKind
 from deadletters.services import evidence_add_file
 from portal.audit.models import AuditEvent
-from tests.accounts.factories import create_staff_user, verified_login
+from tests.accounts.factories import (
+    create_staff_user,
+    staff_client,
+    verified_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +35,6 @@ def download_url(evidence: Evidence) -> str:
     return f"{CHANGELIST}evidence/{evidence.pk}/download/"
 
 
-def client_for(user_and_device, **client_kwargs) -> Client:
-    client = Client(**client_kwargs)
-    verified_login(client, *user_and_device)
-    return client
-
-
-def logged_in(username: str, roles=(), **kwargs) -> Client:
-    return client_for(create_staff_user(username, roles=roles, **kwargs))
-
-
 def messages_of(response) -> list[str]:
     return [str(message) for message in response.context["messages"]]
 
@@ -48,7 +42,7 @@ def messages_of(response) -> list[str]:
 @pytest.mark.parametrize("role", ["operators", "approvers", "auditors"])
 def test_list_and_detail_open_for_the_reviewing_roles(role, dead_letter):
     letter = dead_letter()
-    client = logged_in("staff", [role])
+    client = staff_client("staff", [role])
     listing = client.get(CHANGELIST)
     assert listing.status_code == 200
     assert str(letter.public_id) in listing.content.decode()
@@ -68,7 +62,7 @@ def test_list_and_detail_open_for_the_reviewing_roles(role, dead_letter):
 @pytest.mark.parametrize("roles", [[], ["platform_admins"]])
 def test_other_staff_are_refused(roles, dead_letter):
     letter = dead_letter()
-    client = logged_in("other", roles)
+    client = staff_client("other", roles)
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(detail_url(letter)).status_code == 403
     assert client.post(act_url(letter, "note"), {"text": "hi"}).status_code == 403
@@ -77,7 +71,7 @@ def test_other_staff_are_refused(roles, dead_letter):
 
 def test_nobody_edits_or_deletes_through_the_admin_forms(dead_letter):
     letter = dead_letter()
-    client = logged_in("root", superuser=True)
+    client = staff_client("root", superuser=True)
     assert client.get(f"{CHANGELIST}add/").status_code == 403
     assert client.get(f"{CHANGELIST}{letter.pk}/delete/").status_code == 403
     assert client.post(detail_url(letter), {"status": "resolved"}).status_code == 403
@@ -92,7 +86,7 @@ def test_filters_and_search(dead_letter, submit):
 
     rejected = dead_letter(key="order-1")
     exhausted = dead_letter(TRANSIENT, key="order-2")
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
 
     def listed(query: str) -> set[str]:
         content = client.get(f"{CHANGELIST}?{query}").content.decode()
@@ -124,7 +118,7 @@ def test_operators_see_and_act_only_within_their_tenants(
         actor=outsider,
         upload=SimpleUploadedFile("trace.log", b"trace\n"),
     )
-    client = logged_in("scoped", ["operators"], tenants=[tenant])
+    client = staff_client("scoped", ["operators"], tenants=[tenant])
     listing = client.get(CHANGELIST).content.decode()
     assert str(own.public_id) in listing
     assert str(foreign.public_id) not in listing
@@ -139,7 +133,7 @@ def test_operators_see_and_act_only_within_their_tenants(
 
 def test_notes_and_links_are_added_through_the_services(dead_letter):
     letter = dead_letter()
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     response = client.post(act_url(letter, "note"), {"text": "Gateway had an outage."}, follow=True)
     assert messages_of(response) == ["Note added."]
     response = client.post(
@@ -160,7 +154,7 @@ def test_notes_and_links_are_added_through_the_services(dead_letter):
 
 def test_a_bad_link_or_empty_note_is_refused_with_a_message(dead_letter):
     letter = dead_letter()
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     response = client.post(act_url(letter, "link"), {"url": "javascript:alert(1)"}, follow=True)
     assert any("Link:" in text for text in messages_of(response))
     response = client.post(act_url(letter, "note"), {"text": ""}, follow=True)
@@ -170,7 +164,7 @@ def test_a_bad_link_or_empty_note_is_refused_with_a_message(dead_letter):
 
 def test_state_changes_need_post(dead_letter):
     letter = dead_letter()
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     assert client.get(act_url(letter, "note")).status_code == 405
     assert client.post(act_url(letter, "nonsense"), {}).status_code == 404
 
@@ -178,7 +172,7 @@ def test_state_changes_need_post(dead_letter):
 def test_posts_without_a_csrf_token_are_refused(dead_letter):
     letter = dead_letter()
     user = create_staff_user("olivia", roles=["operators"])
-    client = client_for(user, enforce_csrf_checks=True)
+    client = verified_client(user, enforce_csrf_checks=True)
     assert client.post(act_url(letter, "note"), {"text": "no token"}).status_code == 403
     assert not Evidence.objects.exists()
 
@@ -188,7 +182,7 @@ def test_file_evidence_is_stored_and_downloaded_only_as_an_attachment(
 ):
     letter = dead_letter()
     content = b"2026-01-05 12:00:00 gateway 400 bad number\n"
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     upload = SimpleUploadedFile("gateway trace.log", content, content_type="text/html")
     response = client.post(act_url(letter, "file"), {"file": upload}, follow=True)
     (text,) = messages_of(response)
@@ -213,8 +207,8 @@ def test_file_evidence_is_stored_and_downloaded_only_as_an_attachment(
 
     # Staff only: a reviewing role may download; a session without the second factor,
     # or staff without a reviewing role, may not.
-    assert logged_in("ada", ["auditors"]).get(download_url(evidence)).status_code == 200
-    assert logged_in("pat", ["platform_admins"]).get(download_url(evidence)).status_code == 403
+    assert staff_client("ada", ["auditors"]).get(download_url(evidence)).status_code == 200
+    assert staff_client("pat", ["platform_admins"]).get(download_url(evidence)).status_code == 403
     anonymous = Client().get(download_url(evidence))
     assert anonymous.status_code == 302
     assert anonymous["Location"].startswith("/admin/login/")
@@ -233,9 +227,9 @@ def test_every_evidence_download_is_audited_and_a_refused_one_is_not(dead_letter
     )
     downloads = AuditEvent.objects.filter(action="evidence.downloaded")
 
-    response = client_for(olivia).get(download_url(evidence), REMOTE_ADDR="10.1.2.3")
+    response = verified_client(olivia).get(download_url(evidence), REMOTE_ADDR="10.1.2.3")
     assert response.status_code == 200
-    assert logged_in("ada", ["auditors"]).get(download_url(evidence)).status_code == 200
+    assert staff_client("ada", ["auditors"]).get(download_url(evidence)).status_code == 200
     assert [(e.actor_label, e.object_id, e.data) for e in downloads.order_by("sequence")] == [
         (
             name,
@@ -249,15 +243,15 @@ def test_every_evidence_download_is_audited_and_a_refused_one_is_not(dead_letter
     assert first.ip_address == "10.1.2.3"
 
     # Refused (no reviewing role) or gone from storage: nothing was read, nothing recorded.
-    assert logged_in("pat", ["platform_admins"]).get(download_url(evidence)).status_code == 403
+    assert staff_client("pat", ["platform_admins"]).get(download_url(evidence)).status_code == 403
     (media_root / evidence.file.name).unlink()
-    assert client_for(olivia).get(download_url(evidence)).status_code == 404
+    assert verified_client(olivia).get(download_url(evidence)).status_code == 404
     assert downloads.count() == 2
 
 
 def test_a_disguised_file_is_refused_and_nothing_is_stored(dead_letter, media_root):
     letter = dead_letter()
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     upload = SimpleUploadedFile("report.pdf", b"MZ\x90\x00\x03 not a pdf")
     response = client.post(act_url(letter, "file"), {"file": upload}, follow=True)
     (text,) = messages_of(response)
@@ -269,7 +263,7 @@ def test_a_disguised_file_is_refused_and_nothing_is_stored(dead_letter, media_ro
 def test_assign_then_resolve(dead_letter):
     letter = dead_letter()
     colleague, _ = create_staff_user("carla", roles=["operators"])
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     response = client.post(act_url(letter, "assign"), {"assignee": colleague.pk}, follow=True)
     assert messages_of(response) == ["Assigned to carla."]
     letter.refresh_from_db()
@@ -298,7 +292,7 @@ def test_assign_then_resolve(dead_letter):
 
 def test_discard_needs_a_reason(dead_letter):
     letter = dead_letter()
-    client = logged_in("olivia", ["operators"])
+    client = staff_client("olivia", ["operators"])
     response = client.post(act_url(letter, "close"), {"outcome": "discard"}, follow=True)
     assert messages_of(response) == ["Why: This field is required."]
     response = client.post(
@@ -311,7 +305,7 @@ def test_discard_needs_a_reason(dead_letter):
 def test_approvers_and_auditors_cannot_act(dead_letter):
     letter = dead_letter()
     for username, role in (("abby", "approvers"), ("ada", "auditors")):
-        client = logged_in(username, [role])
+        client = staff_client(username, [role])
         assert client.post(act_url(letter, "note"), {"text": "x"}).status_code == 403
         assert (
             client.post(act_url(letter, "close"), {"outcome": "discard", "reason": "x"}).status_code
@@ -328,7 +322,7 @@ def test_the_list_does_not_query_per_row(dead_letter):
 
     dead_letter(key="first")
     user_and_device = create_staff_user("olivia", roles=["operators"])
-    client = client_for(user_and_device)
+    client = verified_client(user_and_device)
     with CaptureQueriesContext(connection) as one:
         assert client.get(CHANGELIST).status_code == 200
     more = [dead_letter(key=f"more-{i}") for i in range(3)]

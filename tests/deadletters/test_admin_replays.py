@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 
 from deadletters.models import (
     DeadLetterStatus,
@@ -14,7 +13,7 @@ from deadletters.models import (
     ReplayStatus,
 )
 from intents.models import IntentStatus
-from tests.accounts.factories import create_staff_user, totp_code, verified_login
+from tests.accounts.factories import create_staff_user, totp_code, verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +28,6 @@ def detail_url(replay: ReplayRequest) -> str:
 
 def decide_url(replay: ReplayRequest) -> str:
     return f"{BASE}{replay.pk}/decide/"
-
-
-def client_for(user_and_device) -> Client:
-    client = Client()
-    verified_login(client, *user_and_device)
-    return client
 
 
 def messages_of(response) -> list[str]:
@@ -62,7 +55,7 @@ def test_plan_previews_count_and_sample(dead_letter, requester, submit):
 
     rejected = [dead_letter(key=f"r{i}") for i in range(2)]
     exhausted = dead_letter(TRANSIENT, key="x")
-    client = client_for(requester)
+    client = verified_client(requester)
     blank = client.get(PLAN)
     assert blank.status_code == 200
     assert 'id="plan-preview"' not in blank.content.decode()
@@ -86,17 +79,17 @@ def test_plan_previews_count_and_sample(dead_letter, requester, submit):
 def test_plan_page_roles(dead_letter):
     dead_letter()
     # Approvers may preview but not request; auditors and others may not plan at all.
-    approver_page = client_for(create_staff_user("abby", roles=["approvers"])).get(
+    approver_page = verified_client(create_staff_user("abby", roles=["approvers"])).get(
         f"{PLAN}?preview=1"
     )
     assert plan_count(approver_page) == 1
     assert 'id="replay-request-form"' not in approver_page.content.decode()
-    approver_post = client_for(create_staff_user("abe", roles=["approvers"])).post(
+    approver_post = verified_client(create_staff_user("abe", roles=["approvers"])).post(
         PLAN, {"replay-reason": "try again"}
     )
     assert approver_post.status_code == 403
     for username, roles in (("ada", ["auditors"]), ("pat", ["platform_admins"]), ("nob", [])):
-        client = client_for(create_staff_user(username, roles=roles))
+        client = verified_client(create_staff_user(username, roles=roles))
         assert client.get(PLAN).status_code == 403
         assert client.post(PLAN, {"replay-reason": "x"}).status_code == 403
     assert not ReplayRequest.objects.exists()
@@ -104,7 +97,7 @@ def test_plan_page_roles(dead_letter):
 
 def test_a_request_needs_a_reason(dead_letter, requester):
     dead_letter()
-    client = client_for(requester)
+    client = verified_client(requester)
     response = client.post(PLAN, {"reason": "gateway_rejected", "replay-reason": "  "})
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
@@ -113,7 +106,7 @@ def test_a_request_needs_a_reason(dead_letter, requester):
 
 def test_nothing_to_replay_is_reported(dead_letter, requester):
     dead_letter()
-    client = client_for(requester)
+    client = verified_client(requester)
     response = client.post(PLAN, {"target": "push.alert", "replay-reason": "fixed"}, follow=True)
     assert any("No open dead letter matches" in text for text in messages_of(response))
     assert not ReplayRequest.objects.exists()
@@ -123,7 +116,7 @@ def test_plan_request_then_another_approver_approves_and_the_intents_reopen(
     dead_letter, requester, decider, traveller, django_capture_on_commit_callbacks
 ):
     letters = [dead_letter(key=f"k{i}") for i in range(2)]
-    operator_client = client_for(requester)
+    operator_client = verified_client(requester)
     preview = operator_client.get(f"{PLAN}?preview=1&reason=gateway_rejected")
     assert plan_count(preview) == 2
 
@@ -146,7 +139,7 @@ def test_plan_request_then_another_approver_approves_and_the_intents_reopen(
     assert 'id="self-approval-refusal"' in own_page
     assert "/decide/" not in own_page
 
-    approver_client = client_for(decider)
+    approver_client = verified_client(decider)
     queue = approver_client.get(APPROVALS)
     assert queue.status_code == 200
     assert str(replay.public_id) in queue.content.decode()
@@ -188,7 +181,7 @@ def test_the_requester_cannot_approve_their_own_request(
 ):
     letter = dead_letter()
     both = create_staff_user("bea", roles=["operators", "approvers"])
-    client = client_for(both)
+    client = verified_client(both)
     client.post(PLAN, {"replay-reason": "fixed it myself"})
     replay = ReplayRequest.objects.get()
     assert replay.requested_by == both[0]
@@ -218,7 +211,7 @@ def test_a_wrong_or_reused_code_is_refused(
     dead_letter, requester, decider, traveller, replay_requested
 ):
     replay = replay_requested(dead_letter())
-    client = client_for(decider)
+    client = verified_client(decider)
     good = totp_code(decider[1])
     wrong = f"{(int(good) + 1) % 1_000_000:06d}"
     response = client.post(
@@ -241,7 +234,7 @@ def test_reject_with_a_reason_reopens_the_dead_letters(
 ):
     letter = dead_letter()
     replay = replay_requested(letter)
-    client = client_for(decider)
+    client = verified_client(decider)
     response = client.post(
         decide_url(replay), {"decision": "reject", "otp_token": totp_code(decider[1])}, follow=True
     )
@@ -271,7 +264,7 @@ def test_only_approvers_decide_and_see_the_queue(dead_letter, traveller, replay_
     replay = replay_requested(dead_letter())
     for username, roles in (("opal", ["operators"]), ("ada", ["auditors"])):
         user_and_device = create_staff_user(username, roles=roles)
-        client = client_for(user_and_device)
+        client = verified_client(user_and_device)
         assert client.get(APPROVALS).status_code == 403
         response = client.post(
             decide_url(replay),
@@ -280,14 +273,14 @@ def test_only_approvers_decide_and_see_the_queue(dead_letter, traveller, replay_
         assert response.status_code == 403
         assert client.get(detail_url(replay)).status_code == 200  # reviewing is allowed
     assert (
-        client_for(create_staff_user("pat", roles=["platform_admins"]))
+        verified_client(create_staff_user("pat", roles=["platform_admins"]))
         .get(detail_url(replay))
         .status_code
         == 403
     )
     replay.refresh_from_db()
     assert replay.status == ReplayStatus.PENDING
-    assert client_for(create_staff_user("nob")).get(BASE).status_code == 403
+    assert verified_client(create_staff_user("nob")).get(BASE).status_code == 403
 
 
 def test_approvers_scoped_to_other_tenants_never_see_the_request(
@@ -295,7 +288,7 @@ def test_approvers_scoped_to_other_tenants_never_see_the_request(
 ):
     replay = replay_requested(dead_letter())
     scoped = create_staff_user("sam", roles=["approvers"], tenants=[other_tenant])
-    client = client_for(scoped)
+    client = verified_client(scoped)
     assert str(replay.public_id) not in client.get(APPROVALS).content.decode()
     assert str(replay.public_id) not in client.get(BASE).content.decode()
     assert client.get(detail_url(replay)).status_code == 302
@@ -311,7 +304,7 @@ def test_approvers_scoped_to_other_tenants_never_see_the_request(
 
 def test_the_decision_needs_post(dead_letter, decider, replay_requested):
     replay = replay_requested(dead_letter())
-    assert client_for(decider).get(decide_url(replay)).status_code == 405
+    assert verified_client(decider).get(decide_url(replay)).status_code == 405
 
 
 def test_the_replay_list_does_not_query_per_row(dead_letter, replay_requested, decider):
@@ -319,7 +312,7 @@ def test_the_replay_list_does_not_query_per_row(dead_letter, replay_requested, d
     from django.test.utils import CaptureQueriesContext
 
     replay_requested(dead_letter(key="first"))
-    client = client_for(decider)
+    client = verified_client(decider)
     with CaptureQueriesContext(connection) as one:
         assert client.get(BASE).status_code == 200
     for i in range(3):
@@ -335,7 +328,7 @@ def test_an_expired_request_cannot_be_decided(
 ):
     replay = replay_requested(dead_letter())
     frozen_clock.advance(settings.REPLAY_REQUEST_TTL_S + 1)
-    client = client_for(decider)
+    client = verified_client(decider)
     page = client.get(detail_url(replay)).content.decode()
     assert "This request expired" in page
     assert 'name="otp_token"' not in page
@@ -351,7 +344,7 @@ def test_an_expired_request_cannot_be_decided(
 
 def test_bad_plan_filters_are_shown_on_the_form(dead_letter, requester):
     dead_letter()
-    client = client_for(requester)
+    client = verified_client(requester)
     response = client.get(f"{PLAN}?preview=1&since=yesterday&reason=bogus")
     assert response.status_code == 200
     content = response.content.decode()
@@ -365,7 +358,7 @@ def test_operator_pages_have_no_inline_scripts_or_styles(dead_letter, traveller,
     """The CSP allows scripts only from our origin; the pages carry their CSS as files."""
     letter = dead_letter()
     replay = replay_requested(letter)
-    client = client_for(create_staff_user("root", roles=["operators", "approvers"]))
+    client = verified_client(create_staff_user("root", roles=["operators", "approvers"]))
     pages = [
         "/admin/intents/intent/",
         f"/admin/intents/intent/{letter.intent_id}/change/",

@@ -8,7 +8,7 @@ from django.test import Client
 from intents.dispatch import run_once
 from intents.models import Intent, IntentStatus
 from intents.selectors import MASKED
-from tests.accounts.factories import create_staff_user, verified_login
+from tests.accounts.factories import create_staff_user, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -17,13 +17,6 @@ CHANGELIST = "/admin/intents/intent/"
 
 def detail_url(intent: Intent) -> str:
     return f"{CHANGELIST}{intent.pk}/change/"
-
-
-def logged_in(username: str, roles: list[str] | tuple[str, ...] = (), **kwargs) -> Client:
-    client = Client()
-    user, device = create_staff_user(username, roles=roles, **kwargs)
-    verified_login(client, user, device)
-    return client
 
 
 def drive_to_terminal(intent: Intent, frozen_clock) -> Intent:
@@ -39,7 +32,7 @@ def drive_to_terminal(intent: Intent, frozen_clock) -> Intent:
 @pytest.mark.parametrize("role", ["operators", "approvers", "auditors", "platform_admins"])
 def test_every_staff_role_may_list_and_open_intents(role, frozen_clock, scripted, submit):
     intent = submit()
-    client = logged_in("staff", [role])
+    client = staff_client("staff", [role])
     listing = client.get(CHANGELIST)
     assert listing.status_code == 200
     assert str(intent.public_id) in listing.content.decode()
@@ -50,7 +43,7 @@ def test_every_staff_role_may_list_and_open_intents(role, frozen_clock, scripted
 
 def test_staff_without_a_role_is_refused(frozen_clock, scripted, submit):
     intent = submit()
-    client = logged_in("norole")
+    client = staff_client("norole")
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(detail_url(intent)).status_code == 403
 
@@ -71,7 +64,7 @@ def test_nobody_adds_changes_or_deletes_intents_not_even_a_superuser(
     frozen_clock, scripted, submit
 ):
     intent = submit()
-    client = logged_in("root", superuser=True)
+    client = staff_client("root", superuser=True)
     page = client.get(detail_url(intent))
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
@@ -87,7 +80,7 @@ def test_nobody_adds_changes_or_deletes_intents_not_even_a_superuser(
 def test_operators_see_only_their_tenants(frozen_clock, scripted, submit, tenant, other_tenant):
     own = submit(key="ours")
     foreign = submit(key="theirs", tenant_=other_tenant)
-    client = logged_in("scoped", ["operators"], tenants=[tenant])
+    client = staff_client("scoped", ["operators"], tenants=[tenant])
     listing = client.get(CHANGELIST).content.decode()
     assert str(own.public_id) in listing
     assert str(foreign.public_id) not in listing
@@ -98,7 +91,7 @@ def test_operators_see_only_their_tenants(frozen_clock, scripted, submit, tenant
     assert response["Location"] == "/admin/"
     assert client.get(detail_url(own)).status_code == 200
     # A user scoped to both tenants sees both.
-    both = logged_in("both", ["operators"], tenants=[tenant, other_tenant]).get(CHANGELIST)
+    both = staff_client("both", ["operators"], tenants=[tenant, other_tenant]).get(CHANGELIST)
     assert str(foreign.public_id) in both.content.decode()
 
 
@@ -109,7 +102,7 @@ def test_detail_shows_the_attempt_timeline_the_contract_and_a_masked_payload(
     intent = submit("+15550100503", payload={"to": "+15550100503", "text": "Your code is 987654"})
     intent = drive_to_terminal(intent, frozen_clock)
     assert intent.status == IntentStatus.EXHAUSTED
-    page = logged_in("ada", ["auditors"]).get(detail_url(intent)).content.decode()
+    page = staff_client("ada", ["auditors"]).get(detail_url(intent)).content.decode()
     # The attempt timeline: numbers, outcome, gateway status, duration, error.
     timeline = page.split('id="attempt-timeline"')[1].split("</table>")[0]
     assert timeline.count("<tr>") == 4  # header + 3 attempts
@@ -135,7 +128,7 @@ def test_masking_reaches_nested_fields(frozen_clock, scripted, submit):
     intent.contract = {**intent.contract, "sensitive_fields": ["text", "pin"]}
     intent.payload = b'{"to":"+15550100001","text":"top secret","extra":[{"pin":"4321"}]}'
     intent.save(update_fields=["contract", "payload"])
-    page = logged_in("ada", ["auditors"]).get(detail_url(intent)).content.decode()
+    page = staff_client("ada", ["auditors"]).get(detail_url(intent)).content.decode()
     assert "top secret" not in page
     assert "4321" not in page
     assert "+15550100001" in page
@@ -146,7 +139,7 @@ def test_list_filters_and_search(frozen_clock, scripted, submit):
     accepted = drive_to_terminal(submit("+15550100001", key="order-18"), frozen_clock)
     assert failed.status == IntentStatus.FAILED
     assert accepted.status == IntentStatus.ACCEPTED
-    client = logged_in("olga", ["operators"])
+    client = staff_client("olga", ["operators"])
 
     def listed(query: str) -> set[str]:
         response = client.get(f"{CHANGELIST}?{query}")
@@ -175,7 +168,7 @@ def test_the_list_does_not_query_per_row(frozen_clock, scripted, submit, other_t
     from django.test.utils import CaptureQueriesContext
 
     submit(key="first")
-    client = logged_in("olga", ["operators"])
+    client = staff_client("olga", ["operators"])
     with CaptureQueriesContext(connection) as one:
         assert client.get(CHANGELIST).status_code == 200
     more = [submit(key=f"more-{i}", tenant_=other_tenant) for i in range(3)]
