@@ -17,7 +17,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpRequest, HttpResponse
 
@@ -105,21 +104,22 @@ class DetailPageAdmin(admin.ModelAdmin):
     """A change page that shows more than the fields: timelines, history, actions.
 
     Subclasses return what their template needs from ``detail_context``; it is only
-    asked for an object the user may see (``get_object`` found it).
+    asked for an object the user may see (the one ``change_view`` found).
     """
 
     def detail_context(self, request: HttpRequest, obj: Any) -> dict[str, Any]:
         return {}
 
-    def change_view(
+    def render_change_form(
         self,
         request: HttpRequest,
-        object_id: str,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
         form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
+        obj: Any = None,
     ) -> HttpResponse:
-        obj = self.get_object(request, unquote(object_id))  # as ModelAdmin.change_view does
-        context = dict(extra_context or {})
+        # Django hands over the object change_view already fetched: no second query.
         if obj is not None:
             context.update(self.detail_context(request, obj))
-        return super().change_view(request, object_id, form_url, extra_context=context)
+        return super().render_change_form(request, context, add, change, form_url, obj)
