@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 
 from portal import clock
 from portal.accounts.models import Tenant
-from portal.errors import InvalidRequest
+from portal.errors import DomainError, InvalidRequest
 from portal.observability import lifecycle
 from portal.observability.metrics import INTENTS_CREATED
 
@@ -162,15 +162,9 @@ def intent_submit(
             payload=payload,
             deadline_seconds=deadline_seconds,
         )
-    except (
-        InvalidRequest,
-        TargetUnknown,
-        TargetNotAllowed,
-        ContractIncompatible,
-        PayloadInvalid,
-        QuotaExceeded,
-    ):
-        # A retried request is answered from what it created, whatever changed since.
+    except DomainError:
+        # Any refusal (validation, target, contract, payload, quota): a retried request
+        # is answered from what it created, whatever changed since.
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is not None:
             return _replay_or_conflict(
