@@ -280,7 +280,6 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
             "is_requester": is_requester,
             "is_pending": is_pending,
             "is_expired": is_expired,
-            "is_approver": is_approver,
             "decision_form": (
                 DecisionForm()
                 if is_approver and is_pending and not is_expired and not is_requester

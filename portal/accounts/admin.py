@@ -25,8 +25,6 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-# The admin is the one place in portal.accounts that reads intents: the tenant list shows
-# each tenant's open-intent count next to its cap.
 from portal.audit.services import Actor, audit_context, audit_record, ip_from_request
 from portal.errors import DomainError
 

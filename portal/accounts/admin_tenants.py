@@ -18,7 +18,6 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -37,16 +36,12 @@ from portal.errors import DomainError
 from .admin_mixins import DetailPageAdmin, RoleRequiredAdminMixin, holds_any_role
 from .models import ALL_SCOPES, ApiKey, ApiKeyScope, Tenant
 from .roles import PLATFORM_ADMINS
-from .services import api_key_create, api_key_revoke, tenant_create, tenant_limits_update
-
-User = get_user_model()
-
-TENANT_LIMIT_FIELDS = (
-    "rate_limit_per_minute",
-    "max_open_intents",
-    "allow_all_targets",
-    "allowed_targets",
-    "retry_overrides",
+from .services import (
+    TENANT_LIMIT_FIELDS,
+    api_key_create,
+    api_key_revoke,
+    tenant_create,
+    tenant_limits_update,
 )
 
 

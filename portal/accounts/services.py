@@ -112,7 +112,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor, ip_address: str | None = No
     return api_key
 
 
-_LIMIT_FIELDS = (
+TENANT_LIMIT_FIELDS = (
     "rate_limit_per_minute",
     "max_open_intents",
     "allow_all_targets",
@@ -162,7 +162,7 @@ def tenant_limits_update(
     **changes: Any,
 ) -> Tenant:
     """Change any of a tenant's limits (rate, open-intent cap, targets, retry overrides)."""
-    unknown = set(changes) - set(_LIMIT_FIELDS)
+    unknown = set(changes) - set(TENANT_LIMIT_FIELDS)
     if unknown:
         raise InvalidRequest(f"Not a tenant limit: {', '.join(sorted(unknown))}.")
     changes = _validated_limits(dict(changes))
