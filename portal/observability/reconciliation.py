@@ -42,6 +42,7 @@ from portal import clock
 from portal.audit.services import Actor, audit_record
 
 from . import metrics, selectors
+from .lifecycle import correlation_id_of
 from .logging import bind_correlation, get_logger
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ async def _ask_gateway(
                 query_status(
                     str(i.public_id),
                     timeout_s=i.attempt_timeout_s,
-                    request_id=i.correlation_id or str(i.public_id),
+                    request_id=correlation_id_of(i),
                 )
                 for i in intents
             ),
@@ -140,7 +141,7 @@ async def _ask_gateway(
 
 
 def _settle(intent: TimedOutIntent, result: GatewayResult | BaseException | None) -> ReconcileItem:
-    with bind_correlation(intent.correlation_id, intent_id=str(intent.public_id)):
+    with bind_correlation(correlation_id_of(intent), intent_id=str(intent.public_id)):
         if isinstance(result, BaseException):
             metrics.RECONCILED.labels(result="error").inc()
             logger.warning("intent.reconcile_failed", error=f"{type(result).__name__}: {result}")
