@@ -184,6 +184,14 @@ def _save(changed: list[Intent], attempts: list[Attempt], now: dt.datetime) -> N
     transaction.on_commit(lambda: _count(changed, attempts))
 
 
+def _field_and_column(name: str) -> tuple[models.Field[Any, Any], str]:
+    """Intent's field ``name`` and its column; it must be a concrete column."""
+    field = Intent._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"Intent.{name} is not a column")
+    return field, field.column
+
+
 def _write_states(intents: list[Intent]) -> None:
     """Write each intent's ``RECORDED_FIELDS``: ``UPDATE … WHERE id = %s``, one per row.
 
@@ -196,20 +204,14 @@ def _write_states(intents: list[Intent]) -> None:
     if not intents:
         return
     meta = Intent._meta
-    fields, columns = [], []
-    for name in (*RECORDED_FIELDS, "id"):
-        field = meta.get_field(name)
-        if not isinstance(field, models.Field) or not field.column:
-            raise TypeError(f"Intent.{name} is not a column")
-        fields.append(field)
-        columns.append(field.column)
-    fields.pop()  # the last one, "id", is the WHERE clause's; rows bind intent.pk for it
+    recorded = [_field_and_column(name) for name in RECORDED_FIELDS]
+    fields = [field for field, _ in recorded]
     quote = connection.ops.quote_name
     # Only quoted identifiers from the model's metadata go into the text; values are bound.
     sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
         quote(meta.db_table),
-        ", ".join(f"{quote(column)} = %s" for column in columns[:-1]),
-        quote(columns[-1]),
+        ", ".join(f"{quote(column)} = %s" for _, column in recorded),
+        quote(_field_and_column("id")[1]),
     )
     rows = [
         [field.get_db_prep_save(getattr(intent, field.attname), connection) for field in fields]
