@@ -25,6 +25,8 @@ def _responses(api: ApiClient, anonymous: ApiClient, headers: dict[str, str]):
     yield api.get("/api/v1/nothing-here", headers=headers)
     yield api.request("DELETE", "/api/v1/intents", headers=headers)
     yield anonymous.get("/api/v1/intents", headers=headers)
+    yield anonymous.get("/api/v1/schema", headers=headers)
+    yield anonymous.get("/api/v1/docs", headers=headers)
 
 
 def test_every_response_carries_a_fresh_request_id(api, anonymous, targets):

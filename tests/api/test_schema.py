@@ -131,7 +131,9 @@ def test_docs_page_assets_exist_in_the_installed_sidecar(anonymous):
     from django.contrib.staticfiles import finders
 
     html = anonymous.get("/api/v1/docs").content.decode()
-    for url in re.findall(r'(?:src|href)="/static/([^"]+)"', html):
+    assets = re.findall(r'(?:src|href)="/static/([^"]+)"', html)
+    assert assets, "the docs page references no local asset"
+    for url in assets:
         assert finders.find(url), url
 
 
