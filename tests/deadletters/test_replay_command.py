@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
@@ -57,6 +58,23 @@ def test_plan_with_a_limit_says_how_many_more(dead_letter):
         dead_letter(REJECTED)
     lines = replay("plan", "--reason", "gateway_rejected", "--limit", "1")
     assert lines[1:] == ["… and 2 more", "3 open dead letter(s) match reason=gateway_rejected"]
+
+
+def test_plan_filters_by_target_and_since(dead_letter, frozen_clock):
+    dead_letter(REJECTED)  # sms.fast, at the start
+    otp_early = dead_letter(REJECTED, target="sms.otp")
+    frozen_clock.advance(3600)
+    otp_late = dead_letter(REJECTED, target="sms.otp")
+    lines = replay("plan", "--reason", "gateway_rejected", "--target", "sms.otp")
+    assert lines[-1].startswith("2 open dead letter(s) match")
+    assert {line.split()[0] for line in lines[:-1]} == {
+        str(otp_early.public_id),
+        str(otp_late.public_id),
+    }
+    since = (otp_late.created_at - dt.timedelta(minutes=30)).isoformat()
+    lines = replay("plan", "--reason", "gateway_rejected", "--target", "sms.otp", "--since", since)
+    assert lines[-1].startswith("1 open dead letter(s) match")
+    assert lines[0].startswith(str(otp_late.public_id))
 
 
 def test_plan_needs_a_known_reason(db):
@@ -140,18 +158,26 @@ def test_approve_of_ones_own_request_is_refused(traveller, dead_letter):
     assert ReplayRequest.objects.get(public_id=request_id).status == ReplayStatus.PENDING
 
 
-def test_approve_by_a_non_approver_is_refused(traveller, requested):
+# The extra arguments each decision needs besides the code.
+DECISION_ARGS = {"approve": (), "reject": ("--reason", "not yet")}
+
+
+@pytest.mark.parametrize("decision", DECISION_ARGS)
+def test_a_decision_by_a_non_approver_is_refused(traveller, requested, decision):
     _user, device = create_staff_user("otto", roles=["operators"])
-    message = refused("approve", requested, "--user", "otto", "--otp", totp_code(device))
+    message = refused(
+        decision, requested, "--user", "otto", "--otp", totp_code(device), *DECISION_ARGS[decision]
+    )
     assert "needs the approvers role" in message
     assert ReplayRequest.objects.get(public_id=requested).status == ReplayStatus.PENDING
 
 
-def test_approve_with_a_wrong_code_is_refused(traveller, requested, approver):
+@pytest.mark.parametrize("decision", DECISION_ARGS)
+def test_a_decision_with_a_wrong_code_is_refused(traveller, requested, approver, decision):
     _user, device = approver
     good = totp_code(device)
     bad = f"{(int(good) + 1) % 1_000_000:06d}"
-    message = refused("approve", requested, "--user", "abel", "--otp", bad)
+    message = refused(decision, requested, "--user", "abel", "--otp", bad, *DECISION_ARGS[decision])
     assert "wrong or was already used" in message
     assert ReplayRequest.objects.get(public_id=requested).status == ReplayStatus.PENDING
     assert AuditEvent.objects.filter(action="otp.step_up_failed").count() == 1
