@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from django.db.models.signals import post_delete, post_save
 
 from portal import clock
 from portal.accounts.models import Tenant
+from portal.observability.logging import REDACTED, redact
 
 from .errors import IntentNotFound
 from .models import OPEN_STATUSES, Attempt, Intent, IntentStatus, Target, TargetRevision
@@ -228,28 +230,18 @@ def targets_for_tenant(*, tenant: Tenant) -> list[Target]:
     ]
 
 
-MASKED = "••• masked •••"
-
-
-def _mask(value: object, names: frozenset[str]) -> object:
-    if isinstance(value, dict):
-        return {key: MASKED if key in names else _mask(item, names) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask(item, names) for item in value]
-    return value
-
-
 def intent_payload_masked(*, intent: Intent) -> object:
-    """The payload for staff screens: the contract's ``sensitive_fields`` masked at any depth.
+    """The payload for staff screens, masked exactly as the logs mask it (``redact``).
 
+    The contract's ``sensitive_fields`` and secret-looking keys are blanked at any depth.
     The names come from the intent's frozen contract snapshot, so a later registry
     change cannot unmask an old payload. A payload that is not JSON is never shown.
     """
-    import json
-
-    names = frozenset(str(name) for name in (intent.contract or {}).get("sensitive_fields", []))
+    names = frozenset(
+        str(name).lower() for name in (intent.contract or {}).get("sensitive_fields", [])
+    )
     try:
         payload = json.loads(bytes(intent.payload).decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return MASKED
-    return _mask(payload, names)
+        return REDACTED
+    return redact(payload, names)

@@ -7,7 +7,7 @@ from django.test import Client
 
 from intents.dispatch import run_once
 from intents.models import Intent, IntentStatus
-from intents.selectors import MASKED
+from portal.observability.logging import REDACTED
 from tests.accounts.factories import create_staff_user, staff_client
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +117,7 @@ def test_detail_shows_the_attempt_timeline_the_contract_and_a_masked_payload(
     # The payload: the recipient shown, the sensitive text masked, nowhere on the page.
     payload = page.split('id="intent-payload"')[1].split("</div>")[0]
     assert "+15550100503" in payload
-    assert MASKED in payload
+    assert REDACTED in payload
     assert "987654" not in page
     assert "Your code is" not in page
 
@@ -132,6 +132,18 @@ def test_masking_reaches_nested_fields(frozen_clock, scripted, submit):
     assert "top secret" not in page
     assert "4321" not in page
     assert "+15550100001" in page
+
+
+def test_the_page_masks_what_the_logs_mask(frozen_clock, scripted, submit):
+    """Secret-looking keys too, in any case, even when the contract does not name them."""
+    intent = submit(payload={"to": "+15550100001", "text": "hello"})
+    intent.payload = b'{"to":"+15550100001","text":"hello","meta":{"OTP":"135790","Pin":"2468"}}'
+    intent.contract = {**intent.contract, "sensitive_fields": ["pin"]}
+    intent.save(update_fields=["contract", "payload"])
+    page = staff_client("ada", ["auditors"]).get(detail_url(intent)).content.decode()
+    assert "135790" not in page  # OTP: secret-looking, never named by the contract
+    assert "2468" not in page  # Pin: named as "pin"
+    assert "hello" in page
 
 
 def test_list_filters_and_search(frozen_clock, scripted, submit):
