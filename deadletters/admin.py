@@ -17,16 +17,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from intents.admin import PORTAL_ADMIN_CSS, search_by_public_id
 from intents.selectors import attempts_for_intent
 from portal import clock
-from portal.accounts.admin_mixins import (
-    DetailPageAdmin,
-    ReadOnlyAdminMixin,
-    RoleRequiredAdminMixin,
-    holds_any_role,
-    role_required,
-)
+from portal.accounts.admin_mixins import RecordAdmin, holds_any_role, role_required
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
@@ -38,19 +31,8 @@ VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 ITEMS_SHOWN = 500
 
 
-class _ReadOnlyAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
+class _ReadOnlyAdmin(RecordAdmin):
     view_roles = VIEW_ROLES
-
-    class Media:
-        css = {"all": (PORTAL_ADMIN_CSS,)}
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        by_id = search_by_public_id(queryset, search_term)
-        if by_id is not None:
-            return by_id, False
-        return super().get_search_results(request, queryset, search_term)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -61,10 +43,6 @@ class _ReadOnlyAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=context)
-
-    def _ordered(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        ordering = self.get_ordering(request)
-        return queryset.order_by(*ordering) if ordering else queryset
 
 
 @admin.register(DeadLetter)
@@ -88,8 +66,8 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
         "status",
         "created_at",
     )
-    list_select_related = ("tenant", "assignee")
     search_fields = ("=intent__idempotency_key",)
+    public_id_fields = ("public_id", "intent__public_id")  # either id finds the letter
     search_help_text = "A dead-letter or intent id (UUID), or an exact idempotency key."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
@@ -111,23 +89,12 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadLetter]:
-        queryset = (
+        # The changelist orders it (``ordering``); the joins serve list and detail alike.
+        return (
             selectors.dead_letters_visible_to(request.user)
             .select_related("tenant", "assignee", "intent")
             .defer("intent__payload", "intent__contract")
         )
-        return self._ordered(request, queryset)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[DeadLetter], search_term: str
-    ) -> tuple[QuerySet[DeadLetter], bool]:
-        by_id = search_by_public_id(queryset, search_term)
-        if by_id is not None:
-            # The id may be the dead letter's or its intent's.
-            by_intent = search_by_public_id(queryset, search_term, field="intent__public_id")
-            assert by_intent is not None  # the same term parsed as a UUID just above
-            return by_id | by_intent, False
-        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="intent")
     def intent_link(self, obj: DeadLetter) -> str:
@@ -206,7 +173,6 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
         "finished_at",
     )
     list_filter = ("status", "created_at")
-    list_select_related = ("requested_by", "decided_by")
     search_fields = ("reason",)
     search_help_text = "A replay request id (UUID), or words of its reason."
     date_hierarchy = "created_at"
@@ -228,8 +194,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReplayRequest]:
-        queryset = selectors.replay_requests_with_item_counts(user=request.user)
-        return self._ordered(request, queryset)
+        return selectors.replay_requests_with_item_counts(user=request.user)
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:

@@ -9,35 +9,21 @@ only those tenants' intents.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.accounts.admin_mixins import DetailPageAdmin, ReadOnlyAdminMixin, RoleRequiredAdminMixin
+from portal.accounts.admin_mixins import RecordAdmin
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
 
 from .models import Intent
 from .selectors import attempts_for_intent, intent_payload_masked
 
-PORTAL_ADMIN_CSS = "deadletters/admin.css"
-
-
-def search_by_public_id(
-    queryset: QuerySet[Any], search_term: str, *, field: str = "public_id"
-) -> QuerySet[Any] | None:
-    """Rows whose ``field`` is the UUID typed in the search box; None when it is no UUID."""
-    try:
-        key = uuid.UUID(search_term.strip())
-    except ValueError:
-        return None
-    return queryset.filter(**{field: key})
-
 
 @admin.register(Intent)
-class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
+class IntentAdmin(RecordAdmin):
     view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
     tenant_field = "tenant"
     change_form_template = "admin/intents/intent/change_form.html"
@@ -92,20 +78,9 @@ class IntentAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
     )
     readonly_fields = fields
 
-    class Media:
-        css = {"all": (PORTAL_ADMIN_CSS,)}
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Intent]:
         # The list never needs the payload or the contract; the detail page loads them.
         return super().get_queryset(request).defer("payload", "contract")
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Intent], search_term: str
-    ) -> tuple[QuerySet[Intent], bool]:
-        by_id = search_by_public_id(queryset, search_term)
-        if by_id is not None:
-            return by_id, False
-        return super().get_search_results(request, queryset, search_term)
 
     def detail_context(self, request: HttpRequest, obj: Intent) -> dict[str, Any]:
         return intent_detail_context(obj)

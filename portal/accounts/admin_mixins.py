@@ -12,12 +12,14 @@ role (``has_role``); a ModelAdmin that must refuse even them overrides the metho
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from .roles import has_role, restrict_to_visible_tenants
@@ -123,3 +125,32 @@ class DetailPageAdmin(admin.ModelAdmin):
         if obj is not None:
             context.update(self.detail_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+#: Styles of the portal's record pages (timelines, tables, sections).
+PORTAL_ADMIN_CSS = "deadletters/admin.css"
+
+
+class RecordAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
+    """The portal's read-only record screens (intents, dead letters, replay requests).
+
+    A UUID typed in the search box finds the row whose ``public_id_fields`` hold it;
+    anything else is the usual search.
+    """
+
+    public_id_fields: tuple[str, ...] = ("public_id",)
+
+    class Media:
+        css = {"all": (PORTAL_ADMIN_CSS,)}
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        try:
+            key = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        matches = Q()
+        for field in self.public_id_fields:
+            matches |= Q(**{field: key})
+        return queryset.filter(matches), False
