@@ -178,7 +178,12 @@ def provisioning_qr_svg(device: TOTPDevice) -> str:
     return segno.make(device.config_url, error="m").svg_inline(scale=5, border=2)
 
 
+def totp_secret_base32(device: TOTPDevice) -> str:
+    """The device's secret as authenticator apps take it (base32, no padding)."""
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
 def provisioning_secret(device: TOTPDevice) -> str:
     """The base32 secret in groups of four, for typing into an app by hand."""
-    secret = base64.b32encode(device.bin_key).decode().rstrip("=")
+    secret = totp_secret_base32(device)
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

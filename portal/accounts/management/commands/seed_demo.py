@@ -8,7 +8,6 @@ when the one recorded there no longer works.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
@@ -36,7 +35,11 @@ from portal.accounts.services import (
     tenant_create,
     tenant_limits_update,
 )
-from portal.accounts.twofactor import TOTP_DEVICE_NAME, confirmed_totp_device
+from portal.accounts.twofactor import (
+    TOTP_DEVICE_NAME,
+    confirmed_totp_device,
+    totp_secret_base32,
+)
 from portal.audit.services import Actor, audit_context, audit_record
 from portal.errors import DomainError
 
@@ -56,13 +59,9 @@ def default_credentials_path() -> Path:
     return Path(settings.BASE_DIR) / "var" / "demo_credentials.json"
 
 
-def totp_secret_base32(device: TOTPDevice) -> str:
-    return base64.b32encode(device.bin_key).decode().rstrip("=")
-
-
-def current_totp_code(device: TOTPDevice, *, at: float | None = None) -> str:
+def current_totp_code(device: TOTPDevice) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = time.time() if at is None else at
+    totp.time = time.time()
     return f"{totp.token():0{device.digits}d}"
 
 
