@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/portal
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-sqlite test-postgres test-parity test-mssql lint fmt bench lock migrate check-deploy browser-deps clean
+.PHONY: install run test test-sqlite test-postgres test-parity test-mssql lint fmt bench lock migrate check-deploy os-deps browser-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,20 +43,30 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-browser-deps:  ## Debian's Chromium for the Playwright tests (never `playwright install`)
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# Debian packages the suite needs (checked with dpkg, installed only when missing):
+#   chromium   the Playwright browser tests (never `playwright install`)
+#   unixodbc   libodbc.so.2, which mssql-django's pyodbc import loads (offline T-SQL checks)
+OS_PACKAGES := chromium unixodbc
 
-test: install browser-deps lint test-sqlite test-postgres test-parity  ## everything CI runs
+os-deps:  ## install the Debian packages the suite needs
+	@missing=$$(for pkg in $(OS_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$pkg 2>/dev/null | grep -q '^install ok installed' || echo $$pkg; done); \
+	if [ -n "$$missing" ]; then echo "=== installing Debian packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
 
-test-sqlite: install
+browser-deps: os-deps
+
+test: install os-deps lint test-sqlite test-postgres test-parity  ## everything CI runs
+
+test-sqlite: install os-deps
 	@echo "=== test suite on SQLite"
 	env -u DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: install
+test-postgres: install os-deps
 	@if bin/require_postgres "$(PG_URL)"; then echo "=== test suite on PostgreSQL"; \
 	  DATABASE_URL=$(PG_URL) $(PY) -m pytest $(PYTEST_ARGS); else bin/postgres_skipped; fi
 
-test-parity: install  ## PostgreSQL with mssql-django's missing ORM features switched off
+test-parity: install os-deps  ## PostgreSQL with mssql-django's missing ORM features switched off
 	@if bin/require_postgres "$(PG_URL)"; then echo "=== SQL Server parity pass on PostgreSQL"; \
 	  DATABASE_URL=$(PG_URL) MSSQL_PARITY=1 $(PY) -m pytest -m "not browser and not e2e" $(PYTEST_ARGS); \
 	  else bin/postgres_skipped; fi
