@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 
@@ -35,6 +36,12 @@ class GatewayResult:
     message_id: str = ""
     retry_after_s: float | None = None
     error: str = ""  # redacted, short: never the payload or a credential
+    # The provider's documented code says this recipient can never be reached on this
+    # channel (invalid number, STOP, unregistered token, hard bounce): suppress it.
+    suppress_recipient: bool = False
+    # The provider refused our credentials (401/403): re-read the secrets before the next try.
+    auth_failed: bool = False
+    provider_code: str = ""  # the provider's own error code, when it gave one
 
 
 class Gateway(Protocol):
@@ -43,5 +50,56 @@ class Gateway(Protocol):
     name: str
 
     async def send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- v1.1: connections and providers ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """One configured way out, as a provider sees it (built from a connection file/row).
+
+    ``secrets`` holds references (``env:NAME``, ``file:/path``,
+    ``aws-secretsmanager:<id>[#<json key>]``), never values; a provider asks a
+    ``SecretSource`` for the value at use.
+    """
+
+    key: str  # "sns-main"
+    provider: str  # "sns", "twilio", "simulator", ...
+    channel: str  # sms | email | push | http | ops
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+class SecretSource(Protocol):
+    """Resolves secret references; values are cached with a TTL and never logged."""
+
+    def get(self, reference: str) -> str: ...
+
+    def invalidate(self, reference: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """``check_connections``: could we authenticate and reach the provider (no message sent)?"""
+
+    ok: bool
+    detail: str = ""  # one line, redacted
+
+
+class Provider(Protocol):
+    """One provider behind a connection. ``send`` never raises: every failure is a result.
+
+    Built per batch by ``GatewaySession.connection(config)`` as
+    ``ProviderClass(config=..., client=<shared httpx.AsyncClient>, secrets=<SecretSource>)``.
+    """
+
+    name: str  # the provider key
+
+    async def send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult: ...
+
+    async def probe(self, *, timeout_s: float) -> ProbeResult: ...
 
     async def aclose(self) -> None: ...
