@@ -25,6 +25,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ROOT / "tests" / "fixtures" / "e2e_targets"
 PY = sys.executable
+# `make test-e2e-redis` sets this (redis://127.0.0.1:6379/15): the stack's processes then
+# use django-q2's Redis broker instead of the ORM one. Only that database is flushed.
+E2E_REDIS_URL = os.environ.get("E2E_REDIS_URL", "")
+
+
+def redis_broker_flush(url: str) -> None:
+    """Empty the one Redis database the e2e stack uses (never FLUSHALL)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
 
 
 def free_port() -> int:
@@ -207,6 +221,10 @@ def stack(e2e_database, tmp_path) -> Iterator[Stack]:
         "LOG_JSON": "1",
         "PYTHONUNBUFFERED": "1",
     }
+    env.pop("REDIS_URL", None)  # the broker is chosen here, never inherited by accident
+    if E2E_REDIS_URL:
+        redis_broker_flush(E2E_REDIS_URL)
+        env["REDIS_URL"] = E2E_REDIS_URL
     (tmp_path / "prometheus").mkdir()
     stack = Stack(env, sim_port, web_port, tmp_path)
     stack.manage("migrate", "--no-input", "-v0")
@@ -217,6 +235,8 @@ def stack(e2e_database, tmp_path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop_all()
+        if E2E_REDIS_URL:
+            redis_broker_flush(E2E_REDIS_URL)
         for log in sorted(tmp_path.glob("*.log")):
             text = log.read_text(errors="replace")
             if "Traceback" in text:

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import E2E_REDIS_URL, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +149,24 @@ def test_cancel_while_in_flight(stack):
     assert again.status_code == 409
     assert again.json()["code"] == "already_terminal"
     assert isinstance(httpx.get(f"{stack.web}/healthz").json(), dict)
+
+
+@pytest.mark.skipif(not E2E_REDIS_URL, reason="set E2E_REDIS_URL (make test-e2e-redis)")
+def test_batches_travel_through_the_redis_broker(stack):
+    """Dispatcher -> Redis list -> cluster: with no workers the batch waits in Redis."""
+    import redis
+
+    broker = redis.Redis.from_url(E2E_REDIS_URL)
+    queue_key = "django_q:portal:q"  # django-q2's Redis broker: one list per cluster name
+    stack.start_simulator()
+    stack.start_web()
+    stack.start_dispatcher()
+    ids = [stack.submit(f"+155501{n:03d}01")["id"] for n in range(3)]
+    wait_for(lambda: broker.llen(queue_key) >= 1, timeout=20, what="a batch queued in Redis")
+    assert {stack.intent(i)["status"] for i in ids} == {"in_flight"}
+    assert "redis" in stack.manage("qinfo").lower()
+    stack.start_workers()
+    finals = [stack.wait_terminal(i) for i in ids]
+    assert {f["status"] for f in finals} == {"accepted"}
+    wait_for(lambda: broker.llen(queue_key) == 0, timeout=10, what="the Redis queue to drain")
+    broker.close()
