@@ -211,7 +211,9 @@ def stack(e2e_database, tmp_path) -> Iterator[Stack]:
         "GATEWAY_SMS_URL": f"http://127.0.0.1:{sim_port}/sms",
         "GATEWAY_PUSH_URL": f"http://127.0.0.1:{sim_port}/push",
         "GATEWAY_HTTP_URL": f"http://127.0.0.1:{sim_port}/http",
-        "LEASE_MARGIN_S": "1",
+        # Short enough for the kill -9 test to see lease_lost soon; long enough that a
+        # batch queued behind others on a loaded 2-core machine keeps its lease.
+        "LEASE_MARGIN_S": "5",
         "SWEEP_INTERVAL_S": "0.5",
         "DISPATCH_IDLE_POLL_S": "0.05",
         "Q_WORKERS": "2",
