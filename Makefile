@@ -8,7 +8,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/portal
 REDIS_E2E_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-sqlite test-postgres test-parity test-e2e-redis docs-check test-mssql lint fmt bench lock migrate check-deploy os-deps browser-deps clean
+.PHONY: install run test test-sqlite test-postgres test-parity test-e2e-redis docs-check test-rules test-mssql lint fmt bench lock migrate check-deploy os-deps browser-deps clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,8 @@ fmt: install
 # Debian packages the suite needs (checked with dpkg, installed only when missing):
 #   chromium   the Playwright browser tests (never `playwright install`)
 #   unixodbc   libodbc.so.2, which mssql-django's pyodbc import loads (offline T-SQL checks)
-OS_PACKAGES := chromium unixodbc
+#   prometheus, prometheus-alertmanager   promtool and amtool for make test-rules
+OS_PACKAGES := chromium unixodbc prometheus prometheus-alertmanager
 
 os-deps:  ## install the Debian packages the suite needs
 	@missing=$$(for pkg in $(OS_PACKAGES); do \
@@ -58,7 +59,7 @@ os-deps:  ## install the Debian packages the suite needs
 
 browser-deps: os-deps
 
-test: install os-deps lint docs-check test-sqlite test-postgres test-parity test-e2e-redis  ## everything CI runs
+test: install os-deps lint docs-check test-rules test-sqlite test-postgres test-parity test-e2e-redis  ## everything CI runs
 
 test-sqlite: install os-deps
 	@echo "=== test suite on SQLite (with coverage of the test process; fails under 90 %)"
@@ -78,6 +79,11 @@ test-e2e-redis: install  ## the end-to-end tests again, with django-q2 on the Re
 	@if bin/require_service "$(REDIS_E2E_URL)"; then echo "=== e2e tests on the Redis broker ($(REDIS_E2E_URL))"; \
 	  env -u DATABASE_URL E2E_REDIS_URL=$(REDIS_E2E_URL) $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS); \
 	  else bin/service_skipped "Redis at $(REDIS_E2E_URL)" "the e2e pass on the Redis broker"; fi
+
+test-rules: os-deps  ## Prometheus rules and their unit tests (promtool), Alertmanager config (amtool)
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/tests.yml
+	amtool check-config deploy/alertmanager/alertmanager.yml
 
 docs-check: install  ## every relative link and anchor resolves; Markdown lint (pymarkdown)
 	$(PY) bin/check_docs.py
