@@ -127,6 +127,20 @@ def test_secret_looking_keys_are_redacted(db):
     assert audit_chain_verify().intact
 
 
+def test_token_keys_are_redacted_whatever_else_they_are_called(db):
+    event = audit_record(
+        actor=Actor.system(),
+        action="test.tokens",
+        data={"access_token": "a", "refresh_token": "r", "tokens": ["x"], "ok": "v"},
+    )
+    assert event.data == {
+        "access_token": "[redacted]",
+        "refresh_token": "[redacted]",
+        "tokens": "[redacted]",
+        "ok": "v",
+    }
+
+
 def test_audit_context_names_the_actor(db):
     assert current_audit_context() is None
     with audit_context(actor=Actor.system("ctx"), ip_address="192.0.2.1") as context:

@@ -12,6 +12,7 @@ import uuid
 from gateways.base import GatewayMessage, GatewayResult, Outcome
 
 calls: list[GatewayMessage] = []
+timeouts: list[float] = []  # the timeout_s of each call, in call order
 _requests_per_key: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()
 
@@ -19,6 +20,7 @@ _lock = threading.Lock()
 def reset() -> None:
     with _lock:
         calls.clear()
+        timeouts.clear()
         _requests_per_key.clear()
 
 
@@ -32,6 +34,7 @@ class ScriptedGateway:
         recipient = str(message.payload.get("to") or message.payload.get("token") or "")
         with _lock:
             calls.append(message)
+            timeouts.append(timeout_s)
             _requests_per_key[message.idempotency_key] += 1
             seen = _requests_per_key[message.idempotency_key]
         if recipient.endswith("00400"):
@@ -41,6 +44,10 @@ class ScriptedGateway:
         if recipient.endswith("00429"):
             return GatewayResult(
                 Outcome.REJECTED_TRANSIENT, 429, retry_after_s=30, error="HTTP 429"
+            )
+        if recipient.endswith("03600"):  # asks for an hour: beyond any policy's cap
+            return GatewayResult(
+                Outcome.REJECTED_TRANSIENT, 429, retry_after_s=3600, error="HTTP 429"
             )
         if recipient.endswith("00504"):
             return GatewayResult(Outcome.TIMEOUT, error=f"no answer within {timeout_s:g} s")

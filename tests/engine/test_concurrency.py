@@ -13,6 +13,9 @@ from intents.models import Intent, IntentStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.mark.postgres_only(
+    reason="SQLite serialises writers, so the test passes there even without the row lock"
+)
 def test_two_dispatchers_never_claim_the_same_intent(tenant, other_tenant, submit, clone_intents):
     clone_intents(submit(), 299)
     clone_intents(submit(tenant_=other_tenant, key="other"), 199)

@@ -95,6 +95,44 @@ def test_retry_after_is_honoured_within_the_policy_cap(frozen_clock, scripted, s
     assert 30 <= wait <= 60
 
 
+def test_retry_after_beyond_the_cap_waits_exactly_the_policy_max_delay(
+    frozen_clock, scripted, submit
+):
+    # sms.otp: max_delay_s 60; the scripted 429 asks for an hour.
+    intent = submit("+15550103600", target="sms.otp")
+    run_once()
+    intent = reload(intent)
+    assert intent.status == IntentStatus.PENDING
+    assert (intent.next_attempt_at - frozen_clock.now).total_seconds() == 60
+
+
+def test_attempt_timeout_is_capped_by_the_time_left_before_the_deadline(
+    frozen_clock, scripted, submit
+):
+    from tests.engine import scripted_gateway
+
+    intent = submit(target="sms.otp", deadline_seconds=2)  # attempt_timeout_s is 5
+    assert reload(intent).attempt_timeout_s > 2
+    run_once()
+    assert scripted_gateway.timeouts == [pytest.approx(2.0, abs=0.01)]
+
+
+def test_reopen_clears_a_cancel_request_left_by_the_previous_generation(
+    frozen_clock, scripted, submit
+):
+    from intents.services import intent_reopen
+
+    intent = submit("+15550100400")
+    Intent.objects.filter(pk=intent.pk).update(
+        status=IntentStatus.FAILED, finished_at=frozen_clock.now, cancel_requested=True
+    )
+    intent_reopen(intent=reload(intent))
+    reopened = reload(intent)
+    assert reopened.status == IntentStatus.PENDING
+    assert reopened.cancel_requested is False
+    assert reopened.generation == 2
+
+
 def test_no_attempt_is_scheduled_past_the_deadline(frozen_clock, scripted, submit):
     intent = submit("+15550100503", deadline_seconds=1.5)
     run_once()  # next attempt would be at +1 s: still inside
