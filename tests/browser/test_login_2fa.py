@@ -98,32 +98,37 @@ def test_first_login_enrols_then_logs_in_with_a_fresh_code(page):
     assert "not valid" in page.inner_text("#enrol-form")
     assert not TOTPDevice.objects.filter(user__username="nina", confirmed=True).exists()
 
-    # The right code, after django-otp's one-second back-off (its time, moved forward).
-    with time_machine.travel(dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=2), tick=True):
+    # The right code, after django-otp's one-second back-off: time moves on to 2 s into
+    # the next 30 s step and stays in that clock until the end, so enrolment uses step S
+    # and the next login step S + 1, inside the tolerance (a real-clock login right after
+    # an enrolment at a later step could find no unused code).
+    now = dt.datetime.now(tz=dt.UTC).timestamp()
+    next_step = dt.datetime.fromtimestamp((now // 30 + 1) * 30 + 2, tz=dt.UTC)
+    with time_machine.travel(next_step, tick=True):
         page.fill("#id_otp_token", code_for(secret, steps_ahead=0))
         page.click("#enrol-form input[type=submit]")
         page.wait_for_selector("#backup-codes")
-    codes = page.locator("#backup-codes li").all_inner_texts()
-    assert len(codes) == 10 and len(set(codes)) == 10
-    assert BackupCodeDevice.objects.get(user__username="nina").codes.count() == 10
-    shot(page, "backup-codes")
+        codes = page.locator("#backup-codes li").all_inner_texts()
+        assert len(codes) == 10 and len(set(codes)) == 10
+        assert BackupCodeDevice.objects.get(user__username="nina").codes.count() == 10
+        shot(page, "backup-codes")
 
-    page.click("#continue-link")
-    page.wait_for_url("**/admin/")
-    assert "NINA" in page.locator("#user-tools").inner_text().upper()
-    assert_styled(page)
-    shot(page, "admin-index")
+        page.click("#continue-link")
+        page.wait_for_url("**/admin/")
+        assert "NINA" in page.locator("#user-tools").inner_text().upper()
+        assert_styled(page)
+        shot(page, "admin-index")
 
-    log_out(page)
-    page.goto("/admin/")
-    assert_on_login_page(page, next_path="/admin/")
+        log_out(page)
+        page.goto("/admin/")
+        assert_on_login_page(page, next_path="/admin/")
 
-    device = TOTPDevice.objects.get(user__username="nina", confirmed=True)
-    log_in(page, "nina", PASSWORD, fresh_code(device))
-    page.wait_for_url("**/admin/")
-    assert page.locator("#logout-form").is_visible()
-    page.goto("/admin/intents/intent/")
-    assert "/admin/intents/intent/" in page.url and "login" not in page.url
+        device = TOTPDevice.objects.get(user__username="nina", confirmed=True)
+        log_in(page, "nina", PASSWORD, fresh_code(device))
+        page.wait_for_url("**/admin/")
+        assert page.locator("#logout-form").is_visible()
+        page.goto("/admin/intents/intent/")
+        assert "/admin/intents/intent/" in page.url and "login" not in page.url
 
 
 def test_wrong_codes_are_refused_then_throttled(page):
