@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -22,9 +23,20 @@ from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
 from .registry import KEY_PATTERN, VERSION_PATTERN
 
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+
+
+class FullMatchValidator(RegexValidator):
+    """RegexValidator over the whole value: Django's uses ``search``, and ``$`` matches
+    before a trailing newline, so ``"1.0\n"`` passed and was stored with it."""
+
+    def __call__(self, value: Any) -> None:
+        if not self.regex.fullmatch(str(value)):
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
 # What can never be a registry key is a malformed field (400); a well-formed key the
 # registry does not hold is 422 target_unknown.
-TARGET_KEY_VALIDATOR = RegexValidator(
+TARGET_KEY_VALIDATOR = FullMatchValidator(
     KEY_PATTERN, "Must be a target key: lowercase letters, digits, '.', '_' and '-'."
 )
 
@@ -93,7 +105,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
         required=False,
         allow_null=True,
         max_length=16,
-        validators=[RegexValidator(VERSION_PATTERN, 'Must be "MAJOR.MINOR", e.g. "1.2".')],
+        validators=[FullMatchValidator(VERSION_PATTERN, 'Must be "MAJOR.MINOR", e.g. "1.2".')],
         help_text=(
             "MAJOR.MINOR the client was built against; the latest when absent. Accepted "
             "when the registry has the same MAJOR and a MINOR at least this one."
