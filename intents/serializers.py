@@ -7,6 +7,7 @@ a string, so what the OpenAPI document calls invalid is refused, never coerced.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, cast
 
 from django.core.exceptions import ValidationError
@@ -30,7 +31,7 @@ class FullMatchValidator(RegexValidator):
     before a trailing newline, so ``"1.0\n"`` passed and was stored with it."""
 
     def __call__(self, value: Any) -> None:
-        if not self.regex.fullmatch(str(value)):
+        if not re.fullmatch(self.regex, str(value)):
             raise ValidationError(self.message, code=self.code, params={"value": value})
 
 
