@@ -57,12 +57,12 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
         try:
             parsed = parse_datetime(text.replace("Z", "+00:00"))
             day = None if parsed is not None else parse_date(text)
-        except ValueError:
+            if parsed is None and day is not None:
+                parsed = dt.datetime.combine(day, dt.time.min)
+                if end_of_day:
+                    parsed += dt.timedelta(days=1)
+        except (ValueError, OverflowError):
             parsed, day = None, None
-        if parsed is None and day is not None:
-            parsed = dt.datetime.combine(day, dt.time.min)
-            if end_of_day:
-                parsed += dt.timedelta(days=1)
         if parsed is None:
             raise InvalidRequest(
                 f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), "
@@ -71,7 +71,10 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
     assert parsed is not None  # every branch above set it or raised
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise InvalidRequest(f"{name} is out of range.") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -114,6 +114,11 @@ class Intent(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     deadline_at = models.DateTimeField()
+    requested_deadline_s = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The request's deadline_seconds, compared when its idempotency key is reused.",
+    )
     cancel_requested = models.BooleanField(default=False)
     reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
     gateway_message_id = models.CharField(max_length=128, blank=True)

@@ -45,7 +45,7 @@ MAX_ATTEMPT_TIMEOUT_S = 60.0
 
 
 def parse_version(text: str) -> tuple[int, int]:
-    match = VERSION_PATTERN.match(text)
+    match = VERSION_PATTERN.fullmatch(text)
     if not match:
         raise ValueError(f"version {text!r} is not MAJOR.MINOR")
     return int(match.group(1)), int(match.group(2))
@@ -96,7 +96,7 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
     key = raw.get("key")
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ValueError("key must be lower-case letters, digits, '.', '_' or '-'")
     version = raw.get("version")
     if not isinstance(version, str):

@@ -7,24 +7,43 @@ a string, so what the OpenAPI document calls invalid is refused, never coerced.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
+from portal.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_YEAR,
+    MAX_LIMIT,
+    MIN_CURSOR_YEAR,
+    Cursor,
+)
 from portal.api.schema import ClosedSerializer
 
 from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
 from .registry import KEY_PATTERN, VERSION_PATTERN
 
 MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+
+
+class FullMatchValidator(RegexValidator):
+    """RegexValidator over the whole value: Django's uses ``search``, and ``$`` matches
+    before a trailing newline, so ``"1.0\n"`` passed and was stored with it."""
+
+    def __call__(self, value: Any) -> None:
+        if not re.fullmatch(self.regex, str(value)):
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
 # What can never be a registry key is a malformed field (400); a well-formed key the
 # registry does not hold is 422 target_unknown.
-TARGET_KEY_VALIDATOR = RegexValidator(
+TARGET_KEY_VALIDATOR = FullMatchValidator(
     KEY_PATTERN, "Must be a target key: lowercase letters, digits, '.', '_' and '-'."
 )
 
@@ -93,7 +112,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
         required=False,
         allow_null=True,
         max_length=16,
-        validators=[RegexValidator(VERSION_PATTERN, 'Must be "MAJOR.MINOR", e.g. "1.2".')],
+        validators=[FullMatchValidator(VERSION_PATTERN, 'Must be "MAJOR.MINOR", e.g. "1.2".')],
         help_text=(
             "MAJOR.MINOR the client was built against; the latest when absent. Accepted "
             "when the registry has the same MAJOR and a MINOR at least this one."
@@ -261,12 +280,17 @@ class IntentListFilterSerializer(serializers.Serializer):
                 "Must be an ISO 8601 date-time, e.g. 2026-01-05T12:00:00Z."
             )
         if parsed.tzinfo is None:
-            return parsed.replace(tzinfo=dt.UTC)
+            parsed = parsed.replace(tzinfo=dt.UTC)
         # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
         try:
-            return parsed.astimezone(dt.UTC)
+            parsed = parsed.astimezone(dt.UTC)
         except OverflowError:
             raise serializers.ValidationError("Date-time out of range.") from None
+        if not MIN_CURSOR_YEAR <= parsed.year <= MAX_CURSOR_YEAR:
+            raise serializers.ValidationError(
+                f"Date-time out of range ({MIN_CURSOR_YEAR} to {MAX_CURSOR_YEAR})."
+            )
+        return parsed
 
     def validate_created_after(self, value: str) -> dt.datetime:
         return self._datetime(value)

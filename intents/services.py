@@ -73,21 +73,33 @@ def effective_contract(contract: dict[str, Any], tenant: Tenant) -> dict[str, An
     return {**contract, "retry": retry, "tenant_overrides": sorted(overrides)}
 
 
-def _same_request(intent: Intent, *, target_key: str, requested: str, sha: str) -> bool:
-    return (
-        intent.target_key == target_key
-        and intent.requested_version == requested
-        and intent.payload_sha256 == sha
-    )
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RequestShape:
+    """What a retry with the same idempotency key must repeat exactly: the whole request
+    (as Stripe compares it), not only target, version and payload."""
+
+    target_key: str
+    requested_version: str
+    payload_sha256: str
+    metadata: bytes
+    deadline_seconds: float | None
+
+    def matches(self, intent: Intent) -> bool:
+        return (
+            intent.target_key == self.target_key
+            and intent.requested_version == self.requested_version
+            and intent.payload_sha256 == self.payload_sha256
+            and canonical_payload(intent.metadata) == self.metadata
+            and intent.requested_deadline_s == self.deadline_seconds
+        )
 
 
-def _replay_or_conflict(
-    existing: Intent, *, target_key: str, requested: str, sha: str
-) -> SubmitResult:
-    if _same_request(existing, target_key=target_key, requested=requested, sha=sha):
+def _replay_or_conflict(existing: Intent, *, request: _RequestShape) -> SubmitResult:
+    if request.matches(existing):
         return SubmitResult(intent=existing, created=False)
     raise IdempotencyKeyReused(
-        "This Idempotency-Key was already used with a different target, version or payload."
+        "This Idempotency-Key was already used with a different request (target, version, "
+        "payload, metadata or deadline_seconds)."
     )
 
 
@@ -119,7 +131,7 @@ def _compatible(target: Target, contract_version: Any) -> bool:
 
 def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: Any) -> None:
     if contract_version is not None and (
-        not isinstance(contract_version, str) or not VERSION_PATTERN.match(contract_version)
+        not isinstance(contract_version, str) or not VERSION_PATTERN.fullmatch(contract_version)
     ):
         raise InvalidRequest('contract_version must be a string "MAJOR.MINOR".')
     if deadline_seconds is not None and (
@@ -152,7 +164,13 @@ def intent_submit(
     payload_bytes = canonical_payload(payload)
     sha = hashlib.sha256(payload_bytes).hexdigest()
     requested = contract_version or ""
-    target_name = target_key if isinstance(target_key, str) else ""
+    request = _RequestShape(
+        target_key=target_key if isinstance(target_key, str) else "",
+        requested_version=requested,
+        payload_sha256=sha,
+        metadata=canonical_payload(metadata),
+        deadline_seconds=None if deadline_seconds is None else float(deadline_seconds),
+    )
 
     try:
         target, contract, deadline_s = _admissible(
@@ -167,9 +185,7 @@ def intent_submit(
         # is answered from what it created, whatever changed since.
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is not None:
-            return _replay_or_conflict(
-                existing, target_key=target_name, requested=requested, sha=sha
-            )
+            return _replay_or_conflict(existing, request=request)
         raise
 
     revision = target.revision
@@ -191,6 +207,7 @@ def intent_submit(
         attempt_timeout_s=contract["attempt_timeout_s"],
         next_attempt_at=now,
         deadline_at=now + dt.timedelta(seconds=deadline_s),
+        requested_deadline_s=request.deadline_seconds,
         correlation_id=correlation_id,
         created_at=now,
         updated_at=now,
@@ -204,7 +221,7 @@ def intent_submit(
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is None:
             raise
-        return _replay_or_conflict(existing, target_key=target_name, requested=requested, sha=sha)
+        return _replay_or_conflict(existing, request=request)
     INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
     lifecycle.submitted(intent)
     return SubmitResult(intent=intent, created=True)

@@ -18,7 +18,9 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
@@ -58,6 +60,16 @@ class RoleRequiredAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return holds_any_role(request.user, self.delete_roles)
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        """The list, or ``IncorrectLookupParameters`` (the admin's own "?e=1" answer) when
+        a filter value cannot be sent to the database: a time whose offset or year the
+        backend cannot hold (``OverflowError`` in Python, ``DataError`` from PostgreSQL).
+        The list's first query runs here, in ``ChangeList.__init__``."""
+        try:
+            return super().get_changelist_instance(request)  # type: ignore[misc]
+        except (OverflowError, DataError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
 
     def get_queryset(self, request: HttpRequest) -> Any:
         queryset = super().get_queryset(request)  # type: ignore[misc]

@@ -25,6 +25,10 @@ from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# What ``encode`` makes is about 110 characters; the rest is not worth parsing.
+MAX_CURSOR_LENGTH = 256
+# Every backend stores these years in UTC (SQL Server's datetime2 and PostgreSQL more).
+MIN_CURSOR_YEAR, MAX_CURSOR_YEAR = 1900, 9998
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +42,36 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str) -> Cursor:
+        """The cursor ``encode`` made, or ``ValueError`` for anything else a client sends.
+
+        Never more: a cursor is short (``MAX_CURSOR_LENGTH``), so a deeply nested JSON
+        document is refused before it is parsed, and its time is read back in UTC, so an
+        offset or a year the database cannot store never reaches a query.
+        """
+        if not isinstance(value, str) or len(value) > MAX_CURSOR_LENGTH:
+            raise ValueError("not a cursor returned by this API")
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             data = json.loads(raw)
+            if not str(data["c"]).isprintable():
+                raise ValueError("control characters in the time")
             created_at = parse_datetime(data["c"])
             public_id = uuid.UUID(data["p"])
-        except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+            if created_at is None or created_at.tzinfo is None:
+                raise ValueError("naive or missing time")
+            created_at = created_at.astimezone(dt.UTC)
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+            RecursionError,
+            binascii.Error,
+            UnicodeDecodeError,
+        ):
             raise ValueError("not a cursor returned by this API") from None
-        if created_at is None or created_at.tzinfo is None:
+        if not MIN_CURSOR_YEAR <= created_at.year <= MAX_CURSOR_YEAR:
             raise ValueError("not a cursor returned by this API")
         return cls(created_at=created_at, public_id=public_id)
 

@@ -230,10 +230,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def problem_http_response(
-    request: HttpRequest, code: str, detail: str, headers: dict[str, str] | None = None
+    request: HttpRequest,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    *,
+    errors: list[dict[str, Any]] | None = None,
 ) -> HttpResponse:
     """A problem document from plain Django code (no DRF renderer involved)."""
-    body = problem_body(code, detail, request_id=_request_id(request))
+    body = problem_body(code, detail, request_id=_request_id(request), errors=errors)
     response = HttpResponse(
         json.dumps(body), status=body["status"], content_type=PROBLEM_CONTENT_TYPE
     )

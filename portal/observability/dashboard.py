@@ -44,11 +44,19 @@ def _bucket_labels() -> list[str]:
     return [*labels, f">{format_seconds(selectors.LATENCY_BOUNDS_S[-1]).replace(' ', '')}"]
 
 
-def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
+def dashboard_context(
+    *, now: dt.datetime, hours: int, tenant_ids: set[int] | None = None
+) -> dict[str, Any]:
+    """Everything the dashboard shows, limited to ``tenant_ids`` (``None``: all tenants).
+
+    Process heartbeats are the only rows shown unscoped: they belong to no tenant.
+    """
     since = now - dt.timedelta(hours=hours)
     label_every = max(hours // 8, 1)
     gateways = []
-    for outcomes in selectors.attempt_outcomes_by_gateway(since=since, until=now):
+    for outcomes in selectors.attempt_outcomes_by_gateway(
+        since=since, until=now, tenant_ids=tenant_ids
+    ):
         labels = [
             slot.strftime("%H:00") if hours <= 48 else slot.strftime("%d %H:00")
             for slot in outcomes.hours
@@ -68,8 +76,10 @@ def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
             }
         )
 
-    dead_letters = selectors.dead_letters_by_reason(since=since, until=now)
-    overall, per_target = selectors.acceptance_latency(since=since, until=now)
+    dead_letters = selectors.dead_letters_by_reason(since=since, until=now, tenant_ids=tenant_ids)
+    overall, per_target = selectors.acceptance_latency(
+        since=since, until=now, tenant_ids=tenant_ids
+    )
     latency_rows = [
         {
             "target": s.target_key,
@@ -91,10 +101,10 @@ def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
             "cancelled": row.cancelled,
             "coverage": format_share(row.coverage),
         }
-        for row in selectors.sla_by_target(since=since, until=now)
+        for row in selectors.sla_by_target(since=since, until=now, tenant_ids=tenant_ids)
     ]
-    backlog = selectors.backlog(now=now)
-    timed_out = selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)
+    backlog = selectors.backlog(now=now, tenant_ids=tenant_ids)
+    timed_out = selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK, tenant_ids=tenant_ids)
     return {
         "now": now,
         "hours": hours,

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncHour
 
-from deadletters.models import DeadLetter, DeadLetterStatus, ReplayRequest, ReplayStatus
+from deadletters.models import (
+    DeadLetter,
+    DeadLetterStatus,
+    ReplayItem,
+    ReplayRequest,
+    ReplayStatus,
+)
 from intents.models import (
     DEAD_LETTER_STATUSES,
     OPEN_STATUSES,
@@ -40,6 +46,18 @@ LATENCY_BOUNDS_S: tuple[float, ...] = (
 )  # fmt: skip
 
 
+def _scoped(queryset: QuerySet[Any], tenant_ids: set[int] | None, field: str) -> QuerySet[Any]:
+    """``queryset`` limited to ``tenant_ids`` through ``field``.
+
+    ``tenant_ids`` is what ``tenant_ids_visible_to`` gives for a dashboard viewer; ``None``
+    is every tenant (what /metrics and /readyz count). Every selector the dashboard calls
+    takes it, so no figure or table on it reaches past the viewer's tenants.
+    """
+    if tenant_ids is None:
+        return queryset
+    return queryset.filter(**{f"{field}__in": tenant_ids})
+
+
 # --- backlog (metrics, readiness, dashboard) -------------------------------------------
 
 
@@ -59,13 +77,16 @@ class Backlog:
         return sum(self.open_dead_letters.values())
 
 
-def pending_summary(*, now: dt.datetime) -> tuple[int, int, dt.datetime | None]:
+def pending_summary(
+    *, now: dt.datetime, tenant_ids: set[int] | None = None
+) -> tuple[int, int, dt.datetime | None]:
     """(due now, scheduled later, oldest due ``next_attempt_at``) of pending intents.
 
     One pass over ``intent_due_idx`` (tenant, next_attempt_at) WHERE status = 'pending':
     every column it reads is in that partial index.
     """
-    row = Intent.objects.filter(status=IntentStatus.PENDING).aggregate(
+    pending = _scoped(Intent.objects.filter(status=IntentStatus.PENDING), tenant_ids, "tenant")
+    row = pending.aggregate(
         due=Count("next_attempt_at", filter=Q(next_attempt_at__lte=now)),
         scheduled=Count("next_attempt_at", filter=Q(next_attempt_at__gt=now)),
         oldest=Min("next_attempt_at"),
@@ -85,22 +106,29 @@ def _age(when: dt.datetime | None, now: dt.datetime) -> float:
     return max((now - when).total_seconds(), 0.0) if when is not None else 0.0
 
 
-def backlog(*, now: dt.datetime) -> Backlog:
-    due, scheduled, oldest_due = pending_summary(now=now)
+def backlog(*, now: dt.datetime, tenant_ids: set[int] | None = None) -> Backlog:
+    due, scheduled, oldest_due = pending_summary(now=now, tenant_ids=tenant_ids)
     # intent_lease_idx (lease_expires_at) WHERE status = 'in_flight'
-    in_flight = Intent.objects.filter(status=IntentStatus.IN_FLIGHT).aggregate(
+    in_flight = _scoped(
+        Intent.objects.filter(status=IntentStatus.IN_FLIGHT), tenant_ids, "tenant"
+    ).aggregate(
         total=Count("*"), expired=Count("lease_expires_at", filter=Q(lease_expires_at__lt=now))
     )
     # dl_status_reason_idx (status, reason_code, created_at)
     open_dead_letters = dict(
-        DeadLetter.objects.filter(status=DeadLetterStatus.OPEN)
+        _scoped(DeadLetter.objects.filter(status=DeadLetterStatus.OPEN), tenant_ids, "tenant")
         .values("reason_code")
         .annotate(n=Count("*"))
         .order_by()
         .values_list("reason_code", "n")
     )
     # replay_status_idx (status, expires_at)
-    pending_replays = ReplayRequest.objects.filter(status=ReplayStatus.PENDING).count()
+    pending = ReplayRequest.objects.filter(status=ReplayStatus.PENDING)
+    if tenant_ids is not None:
+        # A request counts for a viewer only when every one of its dead letters is theirs.
+        foreign = ReplayItem.objects.exclude(dead_letter__tenant_id__in=tenant_ids)
+        pending = pending.exclude(pk__in=foreign.values("request_id"))
+    pending_replays = pending.count()
     return Backlog(
         due=due,
         scheduled=scheduled,
@@ -151,10 +179,13 @@ def hour_slots(*, since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
     return slots
 
 
-def attempt_outcomes_by_gateway(*, since: dt.datetime, until: dt.datetime) -> list[GatewayOutcomes]:
+def attempt_outcomes_by_gateway(
+    *, since: dt.datetime, until: dt.datetime, tenant_ids: set[int] | None = None
+) -> list[GatewayOutcomes]:
     """Attempts finished in the window, per gateway, outcome and UTC hour (``attempt_finished_idx``)."""
+    finished = Attempt.objects.filter(finished_at__gte=since, finished_at__lt=until)
     rows = (
-        Attempt.objects.filter(finished_at__gte=since, finished_at__lt=until)
+        _scoped(finished, tenant_ids, "intent__tenant")
         .annotate(
             hour=TruncHour("finished_at", tzinfo=dt.UTC),
             gateway=F("intent__target_revision__gateway"),
@@ -180,9 +211,12 @@ def attempt_outcomes_by_gateway(*, since: dt.datetime, until: dt.datetime) -> li
     return [by_gateway[name] for name in sorted(by_gateway)]
 
 
-def dead_letters_by_reason(*, since: dt.datetime, until: dt.datetime) -> list[tuple[str, int]]:
+def dead_letters_by_reason(
+    *, since: dt.datetime, until: dt.datetime, tenant_ids: set[int] | None = None
+) -> list[tuple[str, int]]:
+    created = DeadLetter.objects.filter(created_at__gte=since, created_at__lt=until)
     rows = (
-        DeadLetter.objects.filter(created_at__gte=since, created_at__lt=until)
+        _scoped(created, tenant_ids, "tenant")
         .values("reason_code")
         .annotate(n=Count("id"))
         .order_by("-n", "reason_code")
@@ -232,7 +266,7 @@ def quantile_from_buckets(
 
 
 def acceptance_latency(
-    *, since: dt.datetime, until: dt.datetime
+    *, since: dt.datetime, until: dt.datetime, tenant_ids: set[int] | None = None
 ) -> tuple[LatencySummary, list[LatencySummary]]:
     """Submission-to-acceptance latency of intents accepted in the window: overall and
     per target, as bucket counts computed by the database in one query
@@ -245,10 +279,11 @@ def acceptance_latency(
     }
     # The plugin types the rows from the literal keywords only; the ``le_<i>`` buckets are
     # passed through **buckets, so the rows are read as plain mappings.
+    accepted = Intent.objects.filter(
+        status=IntentStatus.ACCEPTED, finished_at__gte=since, finished_at__lt=until
+    )
     rows: QuerySet[Intent, Mapping[str, Any]] = (
-        Intent.objects.filter(
-            status=IntentStatus.ACCEPTED, finished_at__gte=since, finished_at__lt=until
-        )
+        _scoped(accepted, tenant_ids, "tenant")
         .values("target_key")
         .annotate(total=Count("id"), **buckets)
         .order_by("target_key")
@@ -307,7 +342,9 @@ class _SlaCounts(TypedDict):
     open: int
 
 
-def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
+def sla_by_target(
+    *, since: dt.datetime, until: dt.datetime, tenant_ids: set[int] | None = None
+) -> list[SlaRow]:
     """Share of intents submitted in [since, until) accepted within their objective.
 
     The objective is the frozen contract's ``acceptance_deadline_s``. Terminal intents
@@ -316,6 +353,8 @@ def sla_by_target(*, since: dt.datetime, until: dt.datetime) -> list[SlaRow]:
     database, once per distinct (target, objective) pair.
     """
     window = Q(created_at__gte=since, created_at__lt=until)
+    if tenant_ids is not None:
+        window &= Q(tenant__in=tenant_ids)
     terminal = Intent.objects.filter(window, status__in=TERMINAL_STATUSES, finished_at__gte=since)
     totals: dict[str, _SlaCounts] = {}
     for row in (
@@ -392,7 +431,9 @@ if TYPE_CHECKING:
     TimedOutIntent: TypeAlias = WithAnnotations[Intent, TimedOutAnnotations]
 
 
-def timed_out_intents(*, since: dt.datetime) -> QuerySet[TimedOutIntent]:
+def timed_out_intents(
+    *, since: dt.datetime, tenant_ids: set[int] | None = None
+) -> QuerySet[TimedOutIntent]:
     """Intents whose last attempt timed out, so the gateway may have accepted them.
 
     Still retrying (pending after at least one attempt), or dead-lettered (failed,
@@ -404,7 +445,8 @@ def timed_out_intents(*, since: dt.datetime) -> QuerySet[TimedOutIntent]:
         intent=OuterRef("pk"), status=DeadLetterStatus.OPEN
     )
     return (
-        Intent.objects.filter(
+        _scoped(Intent.objects.all(), tenant_ids, "tenant")
+        .filter(
             Q(status=IntentStatus.PENDING, attempts_count__gt=0)
             | (
                 Q(status__in=DEAD_LETTER_STATUSES)

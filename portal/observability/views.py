@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from portal import clock
+from portal.accounts.roles import tenant_ids_visible_to
 
 from . import exposition, health
 from .dashboard import dashboard_context, window_hours
@@ -97,6 +98,10 @@ def operations_dashboard(request: HttpRequest) -> TemplateResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Operations",
-        **dashboard_context(now=clock.db_now(), hours=window_hours(request.GET.get("hours"))),
+        **dashboard_context(
+            now=clock.db_now(),
+            hours=window_hours(request.GET.get("hours")),
+            tenant_ids=tenant_ids_visible_to(request.user),
+        ),
     }
     return TemplateResponse(request, "observability/dashboard.html", context)
