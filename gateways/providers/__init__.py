@@ -11,6 +11,7 @@ from django.utils.module_loading import import_string
 PROVIDERS: dict[str, str] = {
     "simulator": "gateways.providers.simulator.SimulatorProvider",
     "twilio": "gateways.providers.twilio.TwilioProvider",
+    "vonage": "gateways.providers.vonage.VonageProvider",
     "webhook": "gateways.providers.webhook.WebhookProvider",
     "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
     "slack": "gateways.providers.slack.SlackProvider",
