@@ -15,6 +15,7 @@ PROVIDERS: dict[str, str] = {
     "webhook": "gateways.providers.webhook.WebhookProvider",
     "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
     "slack": "gateways.providers.slack.SlackProvider",
+    "smtp": "gateways.providers.smtp.SmtpProvider",
 }
 
 

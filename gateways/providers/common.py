@@ -109,7 +109,7 @@ class ProviderBase:
     async def send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         try:
             async with asyncio.timeout(timeout_s):
-                result = await self._send(message)
+                result = await self._send(message, timeout_s=timeout_s)
         except Exception as exc:
             result = self._failure(exc, timeout_s)
         if result.auth_failed:
@@ -119,7 +119,7 @@ class ProviderBase:
     async def probe(self, *, timeout_s: float) -> ProbeResult:
         try:
             async with asyncio.timeout(timeout_s):
-                probe = await self._probe()
+                probe = await self._probe(timeout_s=timeout_s)
         except Exception as exc:
             probe = ProbeResult(False, self._failure(exc, timeout_s).error)
         return ProbeResult(probe.ok, self.scrub(probe.detail))
@@ -127,10 +127,10 @@ class ProviderBase:
     async def aclose(self) -> None:
         """The shared client belongs to the session that made it; nothing of ours is open."""
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         raise NotImplementedError
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """Authenticate and reach the provider without sending a message; a probe that
         sees 401/403 calls ``invalidate_secrets`` itself."""
         raise NotImplementedError

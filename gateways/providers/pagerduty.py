@@ -53,7 +53,7 @@ class PagerDutyProvider(ProviderBase):
                 event["links"] = payload["links"]
         return event
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         event = self.event(message)
         answer = await self.request(
             "POST",
@@ -81,7 +81,7 @@ class PagerDutyProvider(ProviderBase):
             provider_code=str(data.get("status") or ""), detail=detail or answer.text_snippet()
         )
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """The Events API has no call that sends nothing: check the key resolves and has
         the documented shape, and that the endpoint is allowed."""
         self.base_url()

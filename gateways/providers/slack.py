@@ -41,7 +41,7 @@ class SlackProvider(ProviderBase):
         check_url_allowed(url)
         return url
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         payload = message.payload
         if not payload.get("text") and not payload.get("blocks"):
             require_fields(payload, "ops", "summary")
@@ -65,7 +65,7 @@ class SlackProvider(ProviderBase):
             provider_code=word,
         )
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """Slack offers no check that posts nothing: resolve the URL and check its host."""
         self._webhook_url()
         return ProbeResult(True, "webhook URL resolved and allowed (Slack has no dry run)")

@@ -44,7 +44,7 @@ class TwilioProvider(ProviderBase):
     def _auth(self) -> httpx.BasicAuth:
         return httpx.BasicAuth(str(self.required_setting("account_sid")), self.secret("auth_token"))
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         payload = message.payload
         require_fields(payload, "sms", "to", "text")
         form = {"To": str(payload["to"]), "Body": str(payload["text"])}
@@ -84,7 +84,7 @@ class TwilioProvider(ProviderBase):
         detail = f"Twilio {code}: {text}" if code is not None else text
         return answer.status_result(provider_code=str(code or ""), detail=detail)
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """An account read: ``GET /2010-04-01/Accounts/{sid}.json``."""
         answer = await self.request("GET", self._account_url(".json"), auth=self._auth())
         if answer.status == 200:

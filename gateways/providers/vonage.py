@@ -66,7 +66,7 @@ class VonageProvider(ProviderBase):
             form["type"] = "unicode"
         return form
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         answer = await self.request("POST", f"{self.base_url()}/sms/json", data=self.form(message))
         if not 200 <= answer.status < 300:
             return answer.status_result()
@@ -98,7 +98,7 @@ class VonageProvider(ProviderBase):
             provider_code=code,
         )
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """An account read: ``GET /account/get-balance``."""
         answer = await self.request(
             "GET", f"{self.base_url()}/account/get-balance", params=self._credentials()

@@ -75,7 +75,7 @@ class WebhookProvider(ProviderBase):
             )
         return headers
 
-    async def _send(self, message: GatewayMessage) -> GatewayResult:
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         payload: dict[str, Any] = message.payload
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {
@@ -90,7 +90,7 @@ class WebhookProvider(ProviderBase):
         message_id = data.get("message_id") or data.get("id") or ""
         return answer.status_result(message_id=str(message_id))
 
-    async def _probe(self) -> ProbeResult:
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
         """``HEAD`` on the endpoint: any answer but a 5xx shows it is reachable; no body
         is posted, so no receiver acts on it."""
         if self.has_secret("signing_secret"):
