@@ -16,6 +16,8 @@ PROVIDERS: dict[str, str] = {
     "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
     "slack": "gateways.providers.slack.SlackProvider",
     "smtp": "gateways.providers.smtp.SmtpProvider",
+    "ses": "gateways.providers.ses.SesProvider",
+    "sns": "gateways.providers.sns.SnsProvider",
 }
 
 

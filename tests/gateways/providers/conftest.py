@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -66,3 +67,30 @@ def allow_hosts(settings):
         settings.GATEWAY_ALLOWED_HOSTS = list(hosts)
 
     return allow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode on a free loopback port: a real HTTP peer that checks SigV4
+    requests and keeps what it was sent in its backends (shared with this process)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: str, allow_hosts) -> Iterator[str]:
+    """The moto server, emptied before the test, and its host allowed."""
+    allow_hosts("127.0.0.1")
+    httpx.post(f"{moto_server}/moto-api/reset").raise_for_status()
+    yield moto_server
