@@ -16,6 +16,7 @@ PROVIDERS: dict[str, str] = {
     "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
     "slack": "gateways.providers.slack.SlackProvider",
     "smtp": "gateways.providers.smtp.SmtpProvider",
+    "apns": "gateways.providers.apns.ApnsProvider",
     "fcm": "gateways.providers.fcm.FcmProvider",
     "ses": "gateways.providers.ses.SesProvider",
     "sns": "gateways.providers.sns.SnsProvider",

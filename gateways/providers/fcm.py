@@ -19,11 +19,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 from google.auth import crypt
 from google.auth import jwt as google_jwt
 
 from ..adapters.base_http import GatewayPayloadError
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    Outcome,
+    ProbeResult,
+    SecretSource,
+)
 from .common import HttpAnswer, ProviderBase, ProviderConfigError, require_fields, result
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -55,8 +63,10 @@ class FcmProvider(ProviderBase):
     name = "fcm"
     default_base_url = "https://fcm.googleapis.com"
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, config: ConnectionConfig, client: httpx.AsyncClient, secrets: SecretSource
+    ) -> None:
+        super().__init__(config=config, client=client, secrets=secrets)
         self._token_lock = asyncio.Lock()  # one exchange per batch, not one per message
 
     def _service_account(self) -> Mapping[str, Any]:
