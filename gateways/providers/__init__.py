@@ -1,0 +1,36 @@
+"""The provider registry: a connection's ``provider`` key names the class that serves it.
+
+Adding a provider is one module here, its tests, one line below and a row in
+``docs/gateways.md``.
+"""
+
+from __future__ import annotations
+
+from django.utils.module_loading import import_string
+
+PROVIDERS: dict[str, str] = {
+    "simulator": "gateways.providers.simulator.SimulatorProvider",
+    "twilio": "gateways.providers.twilio.TwilioProvider",
+    "vonage": "gateways.providers.vonage.VonageProvider",
+    "webhook": "gateways.providers.webhook.WebhookProvider",
+    "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
+    "slack": "gateways.providers.slack.SlackProvider",
+    "smtp": "gateways.providers.smtp.SmtpProvider",
+    "apns": "gateways.providers.apns.ApnsProvider",
+    "fcm": "gateways.providers.fcm.FcmProvider",
+    "ses": "gateways.providers.ses.SesProvider",
+    "sns": "gateways.providers.sns.SnsProvider",
+}
+
+
+class UnknownProvider(LookupError):
+    """No provider is registered under this key."""
+
+
+def provider_class(key: str) -> type:
+    """The class registered for provider ``key``; raises ``UnknownProvider`` if none."""
+    path = PROVIDERS.get(key)
+    if path is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise UnknownProvider(f"unknown provider {key!r} (known: {known})")
+    return import_string(path)

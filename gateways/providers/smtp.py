@@ -1,0 +1,236 @@
+"""Email over SMTP with aiosmtplib: STARTTLS, implicit TLS or none, AUTH when configured.
+
+The canonical email payload becomes one MIME message (text and/or HTML alternatives);
+``bcc`` goes only into the envelope. Each message gets ``Message-ID:
+<idempotency key@sender domain>``: SMTP has no idempotency key, but a resend carries
+the same Message-ID, which many receiving systems and every threading client use to
+fold duplicates (a resend after an ambiguous outcome can still arrive twice).
+
+Reply codes decide the outcome: 2xx accepted, 4xx transient, 5xx permanent; a
+recipient refused with 550/551/553 (or enhanced status 5.1.x) is suppressed, since the
+mailbox does not exist or is not ours to reach.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+
+from ..adapters.base_http import GatewayPayloadError
+from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from .common import ProviderBase, ProviderConfigError, check_host_allowed, require_fields, result
+
+SECURITY_MODES = {"starttls": 587, "tls": 465, "none": 25}
+SUPPRESSING_CODES = frozenset({550, 551, 553})
+ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Headers the payload may not set: they are built from its own fields or by us.
+RESERVED_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "reply-to",
+        "message-id",
+        "content-type",
+        "content-transfer-encoding",
+        "mime-version",
+        "date",
+    }
+)
+
+
+def addresses(value: Any, field: str) -> list[str]:
+    """A payload's address field (one address or a list) as a list."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise GatewayPayloadError(f"email {field} must be an address or a list of addresses")
+
+
+def build_email(
+    payload: Mapping[str, Any], *, sender: str, message_id: str
+) -> tuple[EmailMessage, list[str]]:
+    """The MIME message and the envelope recipients of one canonical email payload."""
+    require_fields(payload, "email", "to", "subject")
+    if not payload.get("text") and not payload.get("html"):
+        raise GatewayPayloadError("email payload lacks text or html")
+    to = addresses(payload["to"], "to")
+    cc = addresses(payload.get("cc"), "cc")
+    bcc = addresses(payload.get("bcc"), "bcc")
+    reply_to = addresses(payload.get("reply_to"), "reply_to")
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = ", ".join(to)
+    if cc:
+        mail["Cc"] = ", ".join(cc)
+    if reply_to:
+        mail["Reply-To"] = ", ".join(reply_to)
+    mail["Subject"] = str(payload["subject"])
+    mail["Message-ID"] = message_id
+    mail["Date"] = email.utils.formatdate(localtime=False)
+    extra = payload.get("headers") or {}
+    if not isinstance(extra, Mapping):
+        raise GatewayPayloadError("email headers must be an object")
+    for name, value in extra.items():
+        if str(name).lower() in RESERVED_HEADERS:
+            raise GatewayPayloadError(f"email header {name!r} is set from the payload's fields")
+        mail[str(name)] = str(value)
+    if payload.get("text"):
+        mail.set_content(str(payload["text"]))
+        if payload.get("html"):
+            mail.add_alternative(str(payload["html"]), subtype="html")
+    else:
+        mail.set_content(str(payload["html"]), subtype="html")
+    return mail, to + cc + bcc
+
+
+def message_id_for(idempotency_key: str, sender: str) -> str:
+    domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "submission-portal"
+    local = re.sub(r"[^A-Za-z0-9.\-_+]", "-", idempotency_key)
+    return f"<{local}@{domain}>"
+
+
+def outcome_of_code(code: int) -> Outcome:
+    if 200 <= code < 300:
+        return Outcome.ACCEPTED
+    if 400 <= code < 500:
+        return Outcome.REJECTED_TRANSIENT
+    if 500 <= code < 600:
+        return Outcome.REJECTED_PERMANENT
+    return Outcome.REJECTED_TRANSIENT  # not an SMTP reply: a confused peer
+
+
+def recipient_is_unreachable(code: int, text: str) -> bool:
+    """The reply says the mailbox does not exist or may not be used (suppress it)."""
+    enhanced = ENHANCED_STATUS.match(text)
+    if enhanced:
+        return enhanced.group(1) == "5" and enhanced.group(2) == "1"
+    return code in SUPPRESSING_CODES
+
+
+class SmtpProvider(ProviderBase):
+    name = "smtp"
+
+    def _security(self) -> str:
+        security = str(self.setting("security", "starttls")).lower()
+        if security not in SECURITY_MODES:
+            raise ProviderConfigError(
+                f"connection {self.config.key!r} (smtp): security {security!r} is not one of "
+                f"{', '.join(SECURITY_MODES)}"
+            )
+        return security
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Verifying, against the system CAs or the connection's ``ca_file``."""
+        ca_file = self.setting("ca_file")
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+    def _client(self, timeout_s: float) -> aiosmtplib.SMTP:
+        host = str(self.required_setting("host"))
+        check_host_allowed(host)
+        security = self._security()
+        port = int(self.setting("port") or SECURITY_MODES[security])
+        username = self.secret("username") if self.has_secret("username") else None
+        password = self.secret("password") if self.has_secret("password") else None
+        return aiosmtplib.SMTP(
+            hostname=host,
+            port=port,
+            username=username,
+            password=password,
+            use_tls=security == "tls",
+            start_tls=security == "starttls",  # required when chosen, never opportunistic
+            tls_context=self._tls_context() if security != "none" else None,
+            timeout=timeout_s,
+        )
+
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
+        sender = str(self.required_setting("from"))
+        mail, recipients = build_email(
+            message.payload,
+            sender=sender,
+            message_id=message_id_for(message.idempotency_key, sender),
+        )
+        envelope_sender = email.utils.parseaddr(sender)[1] or sender
+        try:
+            async with self._client(timeout_s) as smtp:
+                refused, _reply = await smtp.send_message(
+                    mail, sender=envelope_sender, recipients=recipients
+                )
+        except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
+            return self._recipients_refused(exc.recipients)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            return result(
+                Outcome.REJECTED_TRANSIENT,
+                error=f"SMTP {exc.code}: authentication refused",
+                auth_failed=True,
+                provider_code=exc.code,
+            )
+        except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectTimeoutError):
+            return result(Outcome.TIMEOUT, error=f"no SMTP answer within {timeout_s:g} s")
+        except aiosmtplib.SMTPNotSupported as exc:
+            return result(Outcome.EXECUTOR_ERROR, error=f"SMTP: {exc}")
+        except aiosmtplib.SMTPResponseException as exc:  # sender or data refused, HELO …
+            return result(
+                outcome_of_code(exc.code),
+                error=f"SMTP {exc.code}: {exc.message}",
+                provider_code=exc.code,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:  # connect, disconnect, TLS
+            return result(Outcome.REJECTED_TRANSIENT, error=f"SMTP: {type(exc).__name__}: {exc}")
+        error = ""
+        if refused:  # some recipients took it: delivered, with the others named
+            error = "refused: " + ", ".join(
+                f"{address} ({response.code})" for address, response in refused.items()
+            )
+        return result(
+            Outcome.ACCEPTED,
+            message_id=mail["Message-ID"],
+            error=error,
+            provider_code="partial" if refused else "",
+        )
+
+    def _recipients_refused(
+        self, refusals: Sequence[aiosmtplib.SMTPRecipientRefused]
+    ) -> GatewayResult:
+        codes = [refusal.code for refusal in refusals]
+        transient = any(400 <= code < 500 for code in codes)
+        suppress = not transient and all(
+            recipient_is_unreachable(r.code, r.message) for r in refusals
+        )
+        first = refusals[0]
+        return result(
+            Outcome.REJECTED_TRANSIENT if transient else outcome_of_code(first.code),
+            error=f"SMTP {first.code}: {first.message}",
+            suppress=suppress,
+            provider_code=first.code,
+        )
+
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
+        """Connect, EHLO, STARTTLS / TLS as configured, AUTH when configured; no MAIL.
+
+        ``connect`` fails unless each configured step succeeds (STARTTLS is required, not
+        opportunistic), so reaching the body means all of them did."""
+        try:
+            async with self._client(timeout_s):
+                steps = ["EHLO ok"]
+                if self._security() != "none":
+                    steps.append(f"{self._security().upper()} ok")
+                if self.has_secret("username"):
+                    steps.append("AUTH ok")
+                return ProbeResult(True, ", ".join(steps))
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            self.invalidate_secrets()
+            return ProbeResult(False, f"SMTP {exc.code}: authentication refused")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return ProbeResult(False, f"SMTP: {type(exc).__name__}: {exc}")

@@ -1,0 +1,100 @@
+"""A client's own HTTP endpoint: the payload posted as JSON to the connection's ``url``.
+
+With a ``signing_secret`` (``whsec_…``) each request is signed as the Standard Webhooks
+specification says (``webhook-id``, ``webhook-timestamp``, ``webhook-signature:
+v1,<base64 HMAC-SHA256 of "id.timestamp.body">``), so any of its reference verifiers
+accepts it. ``webhook-id`` is the idempotency key, the same on every retry: a receiver
+that dedupes on it sees one delivery however often we resend.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..base import GatewayMessage, GatewayResult, ProbeResult
+from .common import ProviderBase, ProviderConfigError
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
+# Ours: a configured header never overrides them.
+SIGNED_HEADERS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64>``) for one request."""
+    key = decode_secret(secret)
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        # Never echo the value: the message names only what is wrong with it.
+        raise ProviderConfigError("signing_secret is not whsec_ followed by base64") from None
+
+
+class WebhookProvider(ProviderBase):
+    name = "webhook"
+
+    def _url(self) -> str:
+        # ``url`` is the endpoint itself; ``endpoint_url`` is accepted as its synonym.
+        url = str(self.setting("url") or self.setting("endpoint_url") or "")
+        if not url:
+            raise ProviderConfigError(f"connection {self.config.key!r} (webhook) lacks 'url'")
+        return url
+
+    def _configured_headers(self) -> dict[str, str]:
+        headers = self.setting("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise ProviderConfigError(
+                f"connection {self.config.key!r} (webhook): 'headers' must be a table"
+            )
+        return {
+            str(name): str(value)
+            for name, value in headers.items()
+            if str(name).lower() not in SIGNED_HEADERS
+        }
+
+    def _signed_headers(self, msg_id: str, body: bytes) -> dict[str, str]:
+        timestamp = int(time.time())
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+        if self.has_secret("signing_secret"):
+            headers["webhook-signature"] = sign(
+                self.secret("signing_secret"), msg_id, timestamp, body
+            )
+        return headers
+
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
+        payload: dict[str, Any] = message.payload
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            **self._configured_headers(),
+            "Content-Type": "application/json",
+            "Idempotency-Key": message.idempotency_key,
+            "X-Request-ID": message.correlation_id or message.idempotency_key,
+            **self._signed_headers(message.idempotency_key, body),
+        }
+        answer = await self.request("POST", self._url(), content=body, headers=headers)
+        data = answer.json_object()
+        message_id = data.get("message_id") or data.get("id") or ""
+        return answer.status_result(message_id=str(message_id))
+
+    async def _probe(self, *, timeout_s: float) -> ProbeResult:
+        """``HEAD`` on the endpoint: any answer but a 5xx shows it is reachable; no body
+        is posted, so no receiver acts on it."""
+        if self.has_secret("signing_secret"):
+            decode_secret(self.secret("signing_secret"))
+        answer = await self.request("HEAD", self._url(), headers=self._configured_headers())
+        ok = answer.status < 500
+        return ProbeResult(ok, f"HEAD answered HTTP {answer.status}")
