@@ -281,16 +281,16 @@ class IntentListFilterSerializer(serializers.Serializer):
             )
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
-        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows. A bound
+        # beyond the years every backend stores (the schema allows any date-time) is
+        # clamped to the nearest one it can: no stored intent lies beyond it either.
+        lowest = dt.datetime(MIN_CURSOR_YEAR, 1, 1, tzinfo=dt.UTC)
+        highest = dt.datetime(MAX_CURSOR_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
         try:
             parsed = parsed.astimezone(dt.UTC)
         except OverflowError:
-            raise serializers.ValidationError("Date-time out of range.") from None
-        if not MIN_CURSOR_YEAR <= parsed.year <= MAX_CURSOR_YEAR:
-            raise serializers.ValidationError(
-                f"Date-time out of range ({MIN_CURSOR_YEAR} to {MAX_CURSOR_YEAR})."
-            )
-        return parsed
+            return lowest if parsed.year < MIN_CURSOR_YEAR else highest
+        return min(max(parsed, lowest), highest)
 
     def validate_created_after(self, value: str) -> dt.datetime:
         return self._datetime(value)
