@@ -40,6 +40,7 @@ from portal.accounts.stepup import verify_step_up
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, PermissionDenied
 from portal.observability.metrics import DEAD_LETTERS, REPLAYS
+from portal.timefmt import format_instant
 
 from . import selectors
 from .errors import (
@@ -508,8 +509,8 @@ def _check_decider(*, request: ReplayRequest, approver: Any, now: dt.datetime) -
         raise InvalidTransition(f"Replay request {request.public_id} is already {request.status}.")
     if request.expires_at <= now:
         raise ReplayRequestExpired(
-            f"Replay request {request.public_id} expired at {request.expires_at:%Y-%m-%d %H:%M} "
-            "UTC; ask for a new one."
+            f"Replay request {request.public_id} expired at "
+            f"{format_instant(request.expires_at)}; ask for a new one."
         )
     for tenant_id in selectors.replay_request_tenant_ids(request=request):
         try:

@@ -49,10 +49,8 @@ def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
     label_every = max(hours // 8, 1)
     gateways = []
     for outcomes in selectors.attempt_outcomes_by_gateway(since=since, until=now):
-        labels = [
-            slot.strftime("%H:00") if hours <= 48 else slot.strftime("%d %H:00")
-            for slot in outcomes.hours
-        ]
+        # Dates on every label: a 24-hour window shows 10:00 at both ends otherwise.
+        labels = [slot.strftime("%m-%d %H:00") for slot in outcomes.hours]
         gateways.append(
             {
                 "name": outcomes.gateway,

@@ -198,10 +198,11 @@ def test_numbers_match_the_database(staff, scripted, rows):
     page = Page(staff.get(URL).content.decode())
     html_titles = page.svg_titles
 
-    # Attempt outcomes per gateway and hour: bars carry "HH:00: n outcome".
-    assert "10:00: 3 accepted" in html_titles
-    assert "11:00: 2 timeout" in html_titles
-    assert "07:00: 1 accepted" in html_titles
+    # Attempt outcomes per gateway and hour: bars carry "MM-DD HH:00: n outcome" (a date
+    # on each: a 24-hour window starts and ends at the same hour of two days).
+    assert "01-05 10:00: 3 accepted" in html_titles
+    assert "01-05 11:00: 2 timeout" in html_titles
+    assert "01-05 07:00: 1 accepted" in html_titles
     assert not any("rejected_permanent" in title for title in html_titles)  # outside window
     since = rows.ago(hours=24)
     in_window = Attempt.objects.filter(finished_at__gte=since, finished_at__lt=rows.now)

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from deadletters import selectors, services
 from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
+from portal.timefmt import format_instant
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, reason_flags: tuple[str, ...]) -> None:
@@ -78,7 +79,7 @@ class Command(BaseCommand):
         )[: max(options["limit"], 0)]
         for dead_letter in listed:
             self.stdout.write(
-                f"{dead_letter.public_id}  {dead_letter.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+                f"{dead_letter.public_id}  {format_instant(dead_letter.created_at)}  "
                 f"{dead_letter.tenant.name}  {dead_letter.target_key}  "
                 f"{dead_letter.reason_code}  intent {dead_letter.intent.public_id}"
             )
@@ -109,7 +110,7 @@ class Command(BaseCommand):
         count = request.items.count()
         self.stdout.write(
             f"replay request of {count} dead letter(s) waits for a second person's approval "
-            f"until {request.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+            f"until {format_instant(request.expires_at)}"
         )
         self.stdout.write(str(request.public_id))
 
