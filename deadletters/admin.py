@@ -50,7 +50,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     change_form_template = "admin/deadletters/deadletter/change_form.html"
     change_list_template = "admin/deadletters/deadletter/change_list.html"
     list_display = (
-        "public_id",
+        "short_public_id",
         "tenant",
         "target_key",
         "reason_code",
@@ -71,7 +71,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     search_help_text = "A dead-letter or intent id (UUID), or an exact idempotency key."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    list_per_page = 100
+    list_per_page = 50
     show_full_result_count = False
     fields = (
         "public_id",
@@ -162,7 +162,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     change_form_template = "admin/deadletters/replayrequest/change_form.html"
     change_list_template = "admin/deadletters/replayrequest/change_list.html"
     list_display = (
-        "public_id",
+        "short_public_id",
         "status",
         "requested_by",
         "decided_by",
@@ -177,7 +177,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     search_help_text = "A replay request id (UUID), or words of its reason."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    list_per_page = 100
+    list_per_page = 50
     fields = (
         "public_id",
         "status",
