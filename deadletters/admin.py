@@ -19,12 +19,13 @@ from django.utils.html import format_html
 
 from intents.selectors import attempts_for_intent
 from portal import clock
-from portal.accounts.admin_mixins import RecordAdmin, holds_any_role, role_required
+from portal.accounts.admin_mixins import RecordAdmin, role_required
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
 from .forms import AssignForm, CloseForm, DecisionForm, FileForm, LinkForm, NoteForm
 from .models import DeadLetter, DeadLetterStatus, ReplayRequest, ReplayStatus
+from .selectors import MAX_PLAN_IDS
 
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 #: replay items shown on a request's page; the outcome counts cover all of them
@@ -38,7 +39,9 @@ class _ReadOnlyAdmin(RecordAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         context = {
-            "may_plan": holds_any_role(request.user, (OPERATORS, APPROVERS)),
+            # Approvers may preview a plan, but only operators request one: the button is
+            # offered to those who can finish what it starts.
+            "may_plan": has_role(request.user, OPERATORS),
             "may_decide": has_role(request.user, APPROVERS),
             **(extra_context or {}),
         }
@@ -73,6 +76,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     ordering = ("-created_at", "-id")
     list_per_page = 50
     show_full_result_count = False
+    actions = ("plan_replay_of_selected",)
     fields = (
         "public_id",
         "intent_link",
@@ -95,6 +99,19 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
             .select_related("tenant", "assignee", "intent")
             .defer("intent__payload", "intent__contract")
         )
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return has_role(request.user, OPERATORS)
+
+    @admin.action(description="Plan a replay of the selected dead letters", permissions=["replay"])
+    def plan_replay_of_selected(
+        self, request: HttpRequest, queryset: QuerySet[DeadLetter]
+    ) -> HttpResponse:
+        # One more than a plan may name, so the plan page refuses an oversized selection
+        # by saying so instead of silently cutting it.
+        chosen = list(queryset.values_list("public_id", flat=True)[: MAX_PLAN_IDS + 1])
+        replay_admin = self.admin_site.get_model_admin(ReplayRequest)
+        return views.replay_plan_page(request, model_admin=replay_admin, chosen_ids=chosen)
 
     @admin.display(description="intent")
     def intent_link(self, obj: DeadLetter) -> str:

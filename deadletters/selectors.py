@@ -74,6 +74,30 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
     return parsed.astimezone(dt.UTC)
 
 
+#: dead-letter ids one plan may name (one IN list: SQL Server allows 2,100 parameters)
+MAX_PLAN_IDS = 500
+
+
+def _parse_ids(value: Any) -> tuple[uuid.UUID, ...]:
+    """Dead-letter ids from a list or from text split by commas, spaces or lines."""
+    if value in (None, ""):
+        return ()
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    ids: list[uuid.UUID] = []
+    for part in parts:
+        try:
+            key = part if isinstance(part, uuid.UUID) else uuid.UUID(str(part).strip())
+        except ValueError:
+            raise InvalidRequest(f"{str(part)[:40]!r} is not a dead letter id (a UUID).") from None
+        if key not in ids:
+            ids.append(key)
+    if len(ids) > MAX_PLAN_IDS:
+        raise InvalidRequest(
+            f"A plan may name at most {MAX_PLAN_IDS} dead letters; use filters for more."
+        )
+    return tuple(ids)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReplayFilters:
     """Which open dead letters a replay plan or request covers. Empty fields match all."""
@@ -84,6 +108,8 @@ class ReplayFilters:
     tenant_name: str = ""
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    #: chosen dead letters (the list's selection, a dead letter's Replay button)
+    dead_letter_ids: tuple[uuid.UUID, ...] = ()
 
     @classmethod
     def parse(
@@ -94,6 +120,7 @@ class ReplayFilters:
         tenant: Any = None,
         since: Any = None,
         until: Any = None,
+        dead_letter_ids: Any = None,
     ) -> ReplayFilters:
         """Validate raw input (form fields, command options); raises ``InvalidRequest``."""
         reason = str(reason_code or "").strip()
@@ -114,6 +141,7 @@ class ReplayFilters:
             tenant_name=found.name if found else "",
             since=start,
             until=end,
+            dead_letter_ids=_parse_ids(dead_letter_ids),
         )
 
     @classmethod
@@ -124,6 +152,7 @@ class ReplayFilters:
             tenant=data.get("tenant_id"),
             since=data.get("since"),
             until=data.get("until"),
+            dead_letter_ids=data.get("dead_letters"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -135,11 +164,19 @@ class ReplayFilters:
             "tenant": self.tenant_name,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
+            "dead_letters": [str(key) for key in self.dead_letter_ids] or None,
         }
         return {key: value for key, value in data.items() if value not in (None, "")}
 
     def describe(self) -> str:
-        parts = [f"{key}={value}" for key, value in self.to_json().items() if key != "tenant_id"]
+        parts = [
+            f"{key}={value}"
+            for key, value in self.to_json().items()
+            if key not in ("tenant_id", "dead_letters")
+        ]
+        if self.dead_letter_ids:
+            count = len(self.dead_letter_ids)
+            parts.insert(0, f"{count} chosen dead letter{'s' if count != 1 else ''}")
         return ", ".join(parts) or "all open dead letters"
 
 
@@ -197,7 +234,39 @@ def open_dead_letters_matching(*, filters: ReplayFilters, user: Any = None) -> Q
         queryset = queryset.filter(created_at__gte=filters.since)
     if filters.until is not None:
         queryset = queryset.filter(created_at__lt=filters.until)
+    if filters.dead_letter_ids:
+        queryset = queryset.filter(public_id__in=filters.dead_letter_ids)
     return queryset.order_by("created_at", "id")
+
+
+def chosen_dead_letters_left_out(
+    *, filters: ReplayFilters, user: Any = None
+) -> list[tuple[str, str]]:
+    """The chosen ids a plan cannot replay, each with why (not open, in a request, unknown)."""
+    if not filters.dead_letter_ids:
+        return []
+    found = {
+        dead_letter.public_id: dead_letter
+        for dead_letter in dead_letters_visible_to(user).filter(
+            public_id__in=filters.dead_letter_ids
+        )
+    }
+    holders = dict(
+        ReplayItem.objects.filter(
+            dead_letter__public_id__in=filters.dead_letter_ids,
+            request__status=ReplayStatus.PENDING,
+        ).values_list("dead_letter__public_id", "request__public_id")
+    )
+    left_out: list[tuple[str, str]] = []
+    for key in filters.dead_letter_ids:
+        dead_letter = found.get(key)
+        if dead_letter is None:
+            left_out.append((str(key), "no such dead letter"))
+        elif key in holders:
+            left_out.append((str(key), f"already in pending replay request {holders[key]}"))
+        elif dead_letter.status != DeadLetterStatus.OPEN:
+            left_out.append((str(key), f"{dead_letter.status}, not open"))
+    return left_out
 
 
 def replay_plan_sample(*, filters: ReplayFilters, user: Any = None) -> tuple[int, list[DeadLetter]]:

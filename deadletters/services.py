@@ -382,6 +382,8 @@ def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None 
 class ReplayPlan:
     count: int
     sample: list[DeadLetter]
+    #: chosen ids the replay would leave out, each with why
+    left_out: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def replay_plan(*, filters: ReplayFilters, user: Any = None) -> ReplayPlan:
@@ -393,7 +395,8 @@ def replay_plan(*, filters: ReplayFilters, user: Any = None) -> ReplayPlan:
     if user is not None:
         require_any_role(user, (OPERATORS, APPROVERS))
     count, sample = selectors.replay_plan_sample(filters=filters, user=user)
-    return ReplayPlan(count=count, sample=sample)
+    left_out = selectors.chosen_dead_letters_left_out(filters=filters, user=user)
+    return ReplayPlan(count=count, sample=sample, left_out=left_out)
 
 
 def replay_request_create(
