@@ -252,13 +252,15 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
         is_pending = replay_request.status == ReplayStatus.PENDING
         is_expired = is_pending and replay_request.expires_at <= clock.now()
         is_approver = has_role(user, APPROVERS)
-        items = selectors.replay_request_items(request=replay_request)
-        counts = selectors.replay_request_outcome_counts(request=replay_request)
+        # Every item's outcome is counted (at most REPLAY_MAX_ITEMS); the first are listed.
+        results = selectors.replay_item_results(
+            items=list(selectors.replay_request_items(request=replay_request))
+        )
         return {
-            "items": list(items[:ITEMS_SHOWN]),
-            "item_total": sum(counts.values()),
+            "results": results[:ITEMS_SHOWN],
+            "item_total": len(results),
             "items_shown": ITEMS_SHOWN,
-            "outcome_counts": sorted(counts.items()),
+            "outcome_counts": selectors.replay_result_counts(results),
             "is_requester": is_requester,
             "is_pending": is_pending,
             "is_expired": is_expired,

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
-from intents.models import ReasonCode
+from intents.models import IntentStatus, ReasonCode
 from portal.accounts.models import Tenant
 from portal.accounts.roles import OPERATORS, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
@@ -29,6 +29,7 @@ from .models import (
     DeadLetterStatus,
     Evidence,
     ReplayItem,
+    ReplayItemOutcome,
     ReplayRequest,
     ReplayStatus,
 )
@@ -411,3 +412,70 @@ def replay_requests_with_item_counts(*, user: Any) -> QuerySet[ReplayRequest]:
         .select_related("requested_by", "decided_by")
         .annotate(item_count=Count("items"))
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayItemResult:
+    """What became of one replayed dead letter, read from its intent now.
+
+    ``outcome``: ``accepted``; ``failed_again`` (``new_dead_letter`` is the letter of the
+    replayed generation); ``delivering`` (still pending or in flight); ``cancelled``;
+    ``skipped`` (``detail`` says why); ``pending`` (the request is not executed yet).
+    """
+
+    item: ReplayItem
+    outcome: str
+    detail: str = ""
+    new_dead_letter: DeadLetter | None = None
+
+
+#: the outcomes a request page counts, in the order it lists them
+RESULT_ORDER = ("accepted", "failed_again", "delivering", "cancelled", "skipped", "pending")
+
+
+def replay_item_results(*, items: list[ReplayItem]) -> list[ReplayItemResult]:
+    """Each item's outcome; ``items`` come with their dead letter and its intent joined."""
+    reopened = [item for item in items if item.outcome == ReplayItemOutcome.REOPENED]
+    intent_ids = sorted({item.dead_letter.intent_id for item in reopened})
+    later_letters: dict[tuple[int, int], DeadLetter] = {}
+    for start in range(0, len(intent_ids), 500):  # SQL Server: at most 2,100 parameters
+        for letter in DeadLetter.objects.filter(intent_id__in=intent_ids[start : start + 500]):
+            later_letters[(letter.intent_id, letter.generation)] = letter
+    return [_result(item, later_letters) for item in items]
+
+
+def _result(item: ReplayItem, later_letters: dict[tuple[int, int], DeadLetter]) -> ReplayItemResult:
+    if item.outcome != ReplayItemOutcome.REOPENED:
+        return ReplayItemResult(item=item, outcome=item.outcome, detail=item.detail)
+    intent = item.dead_letter.intent
+    replayed_generation = item.dead_letter.generation + 1  # intent_reopen's next generation
+    again = later_letters.get((intent.pk, replayed_generation))
+    if again is not None:
+        return ReplayItemResult(
+            item=item,
+            outcome="failed_again",
+            detail=f"generation {replayed_generation}: {again.reason_code}",
+            new_dead_letter=again,
+        )
+    if intent.generation != replayed_generation:  # cannot happen without a dead letter
+        return ReplayItemResult(
+            item=item, outcome="delivering", detail=f"intent at generation {intent.generation}"
+        )
+    if intent.status == IntentStatus.ACCEPTED:
+        return ReplayItemResult(
+            item=item, outcome="accepted", detail=f"generation {replayed_generation} delivered"
+        )
+    if intent.status == IntentStatus.CANCELLED:
+        return ReplayItemResult(item=item, outcome="cancelled", detail="cancelled by the client")
+    return ReplayItemResult(
+        item=item,
+        outcome="delivering",
+        detail=f"generation {replayed_generation} is {intent.status}",
+    )
+
+
+def replay_result_counts(results: list[ReplayItemResult]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return [(outcome, counts[outcome]) for outcome in RESULT_ORDER if outcome in counts]

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deadletters import selectors, services
+from deadletters.models import ReplayRequest, ReplayStatus
 from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
 from portal.timefmt import format_instant
@@ -53,6 +54,9 @@ class Command(BaseCommand):
         approve.add_argument("request_id", metavar="ID")
         approve.add_argument("--user", required=True, metavar="U", help="the approver")
         approve.add_argument("--otp", required=True, metavar="CODE", help="a fresh TOTP code")
+
+        show = actions.add_parser("show", help="a request's status and each item's outcome")
+        show.add_argument("request_id", metavar="ID")
 
         reject = actions.add_parser("reject", help="reject a request (not your own)")
         reject.add_argument("request_id", metavar="ID")
@@ -121,6 +125,36 @@ class Command(BaseCommand):
             request=request, approver=user, otp_token=options["otp"]
         )
         self.stdout.write(f"approved replay request {request.public_id}; execution queued")
+        request.refresh_from_db()
+        if request.status == ReplayStatus.DONE:  # a synchronous queue has run it already
+            self._write_outcomes(request)
+
+    def _show(self, options: dict[str, Any]) -> None:
+        request = selectors.replay_request_get(public_id=options["request_id"])
+        decided = f", decided by {request.decided_by.get_username()}" if request.decided_by else ""
+        self.stdout.write(
+            f"replay request {request.public_id}: {request.status}, requested by "
+            f"{request.requested_by.get_username()} at {format_instant(request.created_at)}"
+            f"{decided}"
+        )
+        self._write_outcomes(request)
+
+    def _write_outcomes(self, request: ReplayRequest) -> None:
+        results = selectors.replay_item_results(
+            items=list(selectors.replay_request_items(request=request))
+        )
+        for result in results:
+            line = (
+                f"{result.item.dead_letter.public_id}  intent "
+                f"{result.item.dead_letter.intent.public_id}  {result.outcome}"
+            )
+            if result.detail:
+                line += f": {result.detail}"
+            if result.new_dead_letter is not None:
+                line += f" (new dead letter {result.new_dead_letter.public_id})"
+            self.stdout.write(line)
+        counts = selectors.replay_result_counts(results)
+        self.stdout.write(", ".join(f"{outcome}: {n}" for outcome, n in counts) or "no items")
 
     def _reject(self, options: dict[str, Any]) -> None:
         user = self._user(options["user"])
