@@ -76,7 +76,7 @@ def test_outcomes_follow_the_intents_after_execution(frozen_clock, mixed_replay)
 def test_the_request_page_lists_each_outcome_with_a_link_to_the_new_dead_letter(
     frozen_clock, mixed_replay, operator
 ):
-    request, (recovers, keeps_failing, _rejected) = mixed_replay
+    request, (_recovers, keeps_failing, _rejected) = mixed_replay
     drive(frozen_clock)
     page = (
         verified_client(operator)
