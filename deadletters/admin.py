@@ -32,6 +32,19 @@ VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 ITEMS_SHOWN = 500
 
 
+def history_details(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """An audit event's data as (name, value) rows; nested values stay compact JSON."""
+    return [
+        (
+            key.replace("_", " "),
+            value
+            if isinstance(value, str)
+            else json.dumps(value, sort_keys=True, ensure_ascii=False),
+        )
+        for key, value in sorted(data.items())
+    ]
+
+
 class _ReadOnlyAdmin(RecordAdmin):
     view_roles = VIEW_ROLES
 
@@ -154,7 +167,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
         context: dict[str, Any] = {
             "attempts": list(attempts_for_intent(intent=dead_letter.intent)),
             "history": [
-                (event, json.dumps(event.data, sort_keys=True, ensure_ascii=False))
+                (event, history_details(event.data))
                 for event in selectors.dead_letter_history(dead_letter=dead_letter)
             ],
             "evidence_list": list(selectors.evidence_for(dead_letter=dead_letter)),

@@ -22,7 +22,14 @@ class NoteForm(forms.Form):
 
 
 class LinkForm(forms.Form):
-    url = forms.URLField(label="Link", max_length=500, assume_scheme="https")
+    # A text input, not type=url: the browser would refuse "tickets.example.com/INC-1",
+    # which the field completes with https:// and the service accepts.
+    url = forms.URLField(
+        label="Link",
+        max_length=500,
+        assume_scheme="https",
+        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}),
+    )
     title = forms.CharField(label="What it is", max_length=200, required=False)
 
 

@@ -479,3 +479,24 @@ def replay_result_counts(results: list[ReplayItemResult]) -> list[tuple[str, int
     for result in results:
         counts[result.outcome] = counts.get(result.outcome, 0) + 1
     return [(outcome, counts[outcome]) for outcome in RESULT_ORDER if outcome in counts]
+
+
+def index_counts(*, user: Any) -> dict[str, int | None]:
+    """The admin index's numbers: open dead letters the user may see, and requests awaiting
+    their decision; ``None`` for what their roles do not show."""
+    from portal import clock
+    from portal.accounts.roles import APPROVERS, has_role
+
+    may_see_letters = has_role(user, OPERATORS) or has_role(user, APPROVERS)
+    return {
+        "open_dead_letters": (
+            dead_letters_visible_to(user).filter(status=DeadLetterStatus.OPEN).count()
+            if may_see_letters
+            else None
+        ),
+        "awaiting_decision": (
+            replay_requests_awaiting_decision(user=user, now=clock.now()).count()
+            if has_role(user, APPROVERS)
+            else None
+        ),
+    }
