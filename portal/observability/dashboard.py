@@ -6,6 +6,8 @@ import datetime as dt
 import math
 from typing import Any
 
+from django.conf import settings
+
 from . import charts, selectors
 from .reconciliation import DEFAULT_LOOKBACK
 
@@ -104,6 +106,9 @@ def dashboard_context(*, now: dt.datetime, hours: int) -> dict[str, Any]:
                 "worker": hb.worker_id,
                 "kind": hb.kind,
                 "age": format_seconds(max((now - hb.seen_at).total_seconds(), 0.0)),
+                # Past the readiness limit: a process that stopped (or hangs), not a live one.
+                "stale": (now - hb.seen_at).total_seconds()
+                > settings.READINESS_MAX_HEARTBEAT_AGE_S,
             }
             for hb in selectors.heartbeats()[:50]
         ],
