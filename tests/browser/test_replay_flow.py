@@ -235,7 +235,7 @@ def test_operator_requests_approver_approves_and_the_replay_is_delivered(
     approver.goto(f"/admin/deadletters/replayrequest/{replay.pk}/change/")
     assert approver.inner_text("#replay-items .replay-outcome") == "accepted"
     assert "accepted: 1" in approver.inner_text("#replay-outcome-counts")
-    shot(approver, "replay-request-outcomes")
+    shot(approver, "replay-request-accepted")
 
     approver.goto(f"/admin/intents/intent/{intent.pk}/change/")
     assert readonly(approver, "status") == IntentStatus.ACCEPTED.label
