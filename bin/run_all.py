@@ -19,8 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+# PORT and SIMULATOR_PORT move the web server and the gateway simulator (README,
+# "Configuration"); the gateway URLs follow the simulator unless set themselves.
 WEB_PORT = int(os.environ.get("PORT", "8000"))
 SIM_PORT = int(os.environ.get("SIMULATOR_PORT", "8025"))
+GATEWAY_PATHS = {"GATEWAY_SMS_URL": "sms", "GATEWAY_PUSH_URL": "push", "GATEWAY_HTTP_URL": "http"}
 # A gentle mixed workload (manage.py demo_traffic) so the dashboard has something to
 # show; DEMO_TRAFFIC_RATE=0 turns it off.
 DEMO_TRAFFIC_RATE = os.environ.get("DEMO_TRAFFIC_RATE", "0.5")
@@ -32,9 +35,13 @@ def port_in_use(port: int) -> bool:
 
 
 def main() -> int:
-    for port in (WEB_PORT, SIM_PORT):
+    for port, variable in ((WEB_PORT, "PORT"), (SIM_PORT, "SIMULATOR_PORT")):
         if port_in_use(port):
-            print(f"error: port {port} on 127.0.0.1 is already in use", file=sys.stderr)
+            print(
+                f"error: port {port} on 127.0.0.1 is already in use (another make run?); "
+                f"set {variable} to use another, e.g. {variable}={port + 1} make run",
+                file=sys.stderr,
+            )
             return 2
     metrics_dir = ROOT / "var" / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -44,6 +51,7 @@ def main() -> int:
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings.dev"),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "PYTHONUNBUFFERED": "1",
+        **simulator_gateway_urls(),
     }
     subprocess.run([PY, "manage.py", "ensure_schedules"], cwd=ROOT, env=env, check=True)
     gunicorn = str(Path(PY).with_name("gunicorn"))
@@ -52,6 +60,9 @@ def main() -> int:
         "web": [
             gunicorn, "portal.wsgi", "--bind", f"127.0.0.1:{WEB_PORT}",
             "--workers", "2", "--threads", "4", "--access-logfile", "-",
+            # Its default control socket, ~/.gunicorn/gunicorn.ctl, is shared by every
+            # gunicorn of the user on the machine; make run does not use it.
+            "--no-control-socket",
         ],
         "workers": [PY, "manage.py", "qcluster"],
         "dispatcher": [PY, "manage.py", "run_dispatcher"],
@@ -99,6 +110,18 @@ def main() -> int:
             os.killpg(child.pid, signal.SIGKILL)
     print("all stopped")
     return exit_code
+
+
+def simulator_gateway_urls() -> dict[str, str]:
+    """Gateway URLs on the simulator's port when SIMULATOR_PORT is set, for those not set
+    themselves (the settings' defaults, and a .env file, name port 8025)."""
+    if "SIMULATOR_PORT" not in os.environ:
+        return {}
+    return {
+        variable: f"http://127.0.0.1:{SIM_PORT}/{path}"
+        for variable, path in GATEWAY_PATHS.items()
+        if variable not in os.environ
+    }
 
 
 def start_demo_traffic(env: dict[str, str]) -> subprocess.Popen | None:

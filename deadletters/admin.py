@@ -19,16 +19,30 @@ from django.utils.html import format_html
 
 from intents.selectors import attempts_for_intent
 from portal import clock
-from portal.accounts.admin_mixins import RecordAdmin, holds_any_role, role_required
+from portal.accounts.admin_mixins import RecordAdmin, role_required
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
 from .forms import AssignForm, CloseForm, DecisionForm, FileForm, LinkForm, NoteForm
 from .models import DeadLetter, DeadLetterStatus, ReplayRequest, ReplayStatus
+from .selectors import MAX_PLAN_IDS
 
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 #: replay items shown on a request's page; the outcome counts cover all of them
 ITEMS_SHOWN = 500
+
+
+def history_details(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """An audit event's data as (name, value) rows; nested values stay compact JSON."""
+    return [
+        (
+            key.replace("_", " "),
+            value
+            if isinstance(value, str)
+            else json.dumps(value, sort_keys=True, ensure_ascii=False),
+        )
+        for key, value in sorted(data.items())
+    ]
 
 
 class _ReadOnlyAdmin(RecordAdmin):
@@ -38,7 +52,9 @@ class _ReadOnlyAdmin(RecordAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         context = {
-            "may_plan": holds_any_role(request.user, (OPERATORS, APPROVERS)),
+            # Approvers may preview a plan, but only operators request one: the button is
+            # offered to those who can finish what it starts.
+            "may_plan": has_role(request.user, OPERATORS),
             "may_decide": has_role(request.user, APPROVERS),
             **(extra_context or {}),
         }
@@ -50,7 +66,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     change_form_template = "admin/deadletters/deadletter/change_form.html"
     change_list_template = "admin/deadletters/deadletter/change_list.html"
     list_display = (
-        "public_id",
+        "short_public_id",
         "tenant",
         "target_key",
         "reason_code",
@@ -71,8 +87,9 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
     search_help_text = "A dead-letter or intent id (UUID), or an exact idempotency key."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    list_per_page = 100
+    list_per_page = 50
     show_full_result_count = False
+    actions = ("plan_replay_of_selected",)
     fields = (
         "public_id",
         "intent_link",
@@ -95,6 +112,19 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
             .select_related("tenant", "assignee", "intent")
             .defer("intent__payload", "intent__contract")
         )
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return has_role(request.user, OPERATORS)
+
+    @admin.action(description="Plan a replay of the selected dead letters", permissions=["replay"])
+    def plan_replay_of_selected(
+        self, request: HttpRequest, queryset: QuerySet[DeadLetter]
+    ) -> HttpResponse:
+        # One more than a plan may name, so the plan page refuses an oversized selection
+        # by saying so instead of silently cutting it.
+        chosen = list(queryset.values_list("public_id", flat=True)[: MAX_PLAN_IDS + 1])
+        replay_admin = self.admin_site.get_model_admin(ReplayRequest)
+        return views.replay_plan_page(request, model_admin=replay_admin, chosen_ids=chosen)
 
     @admin.display(description="intent")
     def intent_link(self, obj: DeadLetter) -> str:
@@ -137,7 +167,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
         context: dict[str, Any] = {
             "attempts": list(attempts_for_intent(intent=dead_letter.intent)),
             "history": [
-                (event, json.dumps(event.data, sort_keys=True, ensure_ascii=False))
+                (event, history_details(event.data))
                 for event in selectors.dead_letter_history(dead_letter=dead_letter)
             ],
             "evidence_list": list(selectors.evidence_for(dead_letter=dead_letter)),
@@ -162,7 +192,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     change_form_template = "admin/deadletters/replayrequest/change_form.html"
     change_list_template = "admin/deadletters/replayrequest/change_list.html"
     list_display = (
-        "public_id",
+        "short_public_id",
         "status",
         "requested_by",
         "decided_by",
@@ -177,7 +207,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     search_help_text = "A replay request id (UUID), or words of its reason."
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
-    list_per_page = 100
+    list_per_page = 50
     fields = (
         "public_id",
         "status",
@@ -235,13 +265,15 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
         is_pending = replay_request.status == ReplayStatus.PENDING
         is_expired = is_pending and replay_request.expires_at <= clock.now()
         is_approver = has_role(user, APPROVERS)
-        items = selectors.replay_request_items(request=replay_request)
-        counts = selectors.replay_request_outcome_counts(request=replay_request)
+        # Every item's outcome is counted (at most REPLAY_MAX_ITEMS); the first are listed.
+        results = selectors.replay_item_results(
+            items=list(selectors.replay_request_items(request=replay_request))
+        )
         return {
-            "items": list(items[:ITEMS_SHOWN]),
-            "item_total": sum(counts.values()),
+            "results": results[:ITEMS_SHOWN],
+            "item_total": len(results),
             "items_shown": ITEMS_SHOWN,
-            "outcome_counts": sorted(counts.items()),
+            "outcome_counts": selectors.replay_result_counts(results),
             "is_requester": is_requester,
             "is_pending": is_pending,
             "is_expired": is_expired,

@@ -10,6 +10,7 @@ from intents.models import ReasonCode
 from portal.accounts.models import Tenant
 from portal.accounts.roles import tenant_ids_visible_to
 from portal.accounts.stepup import StepUpForm
+from portal.errors import InvalidRequest
 
 from .selectors import DEAD_LETTER_REASONS, ReplayFilters, assignable_users
 
@@ -21,7 +22,14 @@ class NoteForm(forms.Form):
 
 
 class LinkForm(forms.Form):
-    url = forms.URLField(label="Link", max_length=500, assume_scheme="https")
+    # A text input, not type=url: the browser would refuse "tickets.example.com/INC-1",
+    # which the field completes with https:// and the service accepts.
+    url = forms.URLField(
+        label="Link",
+        max_length=500,
+        assume_scheme="https",
+        widget=forms.TextInput(attrs={"inputmode": "url", "autocomplete": "url"}),
+    )
     title = forms.CharField(label="What it is", max_length=200, required=False)
 
 
@@ -61,7 +69,7 @@ def _tenant_choices(user: Any) -> forms.ModelChoiceField:
 
 
 class PlanFilterForm(forms.Form):
-    """The replay filters (GET): reason, target, tenant, time range."""
+    """The replay filters (GET): reason, target, tenant, time range, chosen ids."""
 
     reason = forms.ChoiceField(
         required=False,
@@ -74,10 +82,25 @@ class PlanFilterForm(forms.Form):
         required=False, label="Dead-lettered since (UTC)", help_text="e.g. 2026-01-05 12:00"
     )
     until = forms.DateTimeField(required=False, label="Until (UTC)")
+    ids = forms.CharField(
+        required=False,
+        label="Dead letter ids",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Only these (a selection from the list, or one dead letter's Replay "
+        "button): ids separated by spaces, commas or lines.",
+    )
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["tenant"] = _tenant_choices(user)
+
+    def clean_ids(self) -> str:
+        text = self.cleaned_data.get("ids") or ""
+        try:
+            ReplayFilters.parse(dead_letter_ids=text)
+        except InvalidRequest as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return text
 
     def filters(self) -> ReplayFilters:
         data = self.cleaned_data
@@ -87,6 +110,7 @@ class PlanFilterForm(forms.Form):
             tenant=data.get("tenant"),
             since=data.get("since"),
             until=data.get("until"),
+            dead_letter_ids=data.get("ids"),
         )
 
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
-from intents.models import ReasonCode
+from intents.models import IntentStatus, ReasonCode
 from portal.accounts.models import Tenant
 from portal.accounts.roles import OPERATORS, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
@@ -29,6 +29,7 @@ from .models import (
     DeadLetterStatus,
     Evidence,
     ReplayItem,
+    ReplayItemOutcome,
     ReplayRequest,
     ReplayStatus,
 )
@@ -77,6 +78,30 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
         raise InvalidRequest(f"{name} is out of range.") from None
 
 
+#: dead-letter ids one plan may name (one IN list: SQL Server allows 2,100 parameters)
+MAX_PLAN_IDS = 500
+
+
+def _parse_ids(value: Any) -> tuple[uuid.UUID, ...]:
+    """Dead-letter ids from a list or from text split by commas, spaces or lines."""
+    if value in (None, ""):
+        return ()
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    ids: list[uuid.UUID] = []
+    for part in parts:
+        try:
+            key = part if isinstance(part, uuid.UUID) else uuid.UUID(str(part).strip())
+        except ValueError:
+            raise InvalidRequest(f"{str(part)[:40]!r} is not a dead letter id (a UUID).") from None
+        if key not in ids:
+            ids.append(key)
+    if len(ids) > MAX_PLAN_IDS:
+        raise InvalidRequest(
+            f"A plan may name at most {MAX_PLAN_IDS} dead letters; use filters for more."
+        )
+    return tuple(ids)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReplayFilters:
     """Which open dead letters a replay plan or request covers. Empty fields match all."""
@@ -87,6 +112,8 @@ class ReplayFilters:
     tenant_name: str = ""
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    #: chosen dead letters (the list's selection, a dead letter's Replay button)
+    dead_letter_ids: tuple[uuid.UUID, ...] = ()
 
     @classmethod
     def parse(
@@ -97,6 +124,7 @@ class ReplayFilters:
         tenant: Any = None,
         since: Any = None,
         until: Any = None,
+        dead_letter_ids: Any = None,
     ) -> ReplayFilters:
         """Validate raw input (form fields, command options); raises ``InvalidRequest``."""
         reason = str(reason_code or "").strip()
@@ -117,6 +145,7 @@ class ReplayFilters:
             tenant_name=found.name if found else "",
             since=start,
             until=end,
+            dead_letter_ids=_parse_ids(dead_letter_ids),
         )
 
     @classmethod
@@ -127,6 +156,7 @@ class ReplayFilters:
             tenant=data.get("tenant_id"),
             since=data.get("since"),
             until=data.get("until"),
+            dead_letter_ids=data.get("dead_letters"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -138,11 +168,19 @@ class ReplayFilters:
             "tenant": self.tenant_name,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
+            "dead_letters": [str(key) for key in self.dead_letter_ids] or None,
         }
         return {key: value for key, value in data.items() if value not in (None, "")}
 
     def describe(self) -> str:
-        parts = [f"{key}={value}" for key, value in self.to_json().items() if key != "tenant_id"]
+        parts = [
+            f"{key}={value}"
+            for key, value in self.to_json().items()
+            if key not in ("tenant_id", "dead_letters")
+        ]
+        if self.dead_letter_ids:
+            count = len(self.dead_letter_ids)
+            parts.insert(0, f"{count} chosen dead letter{'s' if count != 1 else ''}")
         return ", ".join(parts) or "all open dead letters"
 
 
@@ -200,7 +238,39 @@ def open_dead_letters_matching(*, filters: ReplayFilters, user: Any = None) -> Q
         queryset = queryset.filter(created_at__gte=filters.since)
     if filters.until is not None:
         queryset = queryset.filter(created_at__lt=filters.until)
+    if filters.dead_letter_ids:
+        queryset = queryset.filter(public_id__in=filters.dead_letter_ids)
     return queryset.order_by("created_at", "id")
+
+
+def chosen_dead_letters_left_out(
+    *, filters: ReplayFilters, user: Any = None
+) -> list[tuple[str, str]]:
+    """The chosen ids a plan cannot replay, each with why (not open, in a request, unknown)."""
+    if not filters.dead_letter_ids:
+        return []
+    found = {
+        dead_letter.public_id: dead_letter
+        for dead_letter in dead_letters_visible_to(user).filter(
+            public_id__in=filters.dead_letter_ids
+        )
+    }
+    holders = dict(
+        ReplayItem.objects.filter(
+            dead_letter__public_id__in=filters.dead_letter_ids,
+            request__status=ReplayStatus.PENDING,
+        ).values_list("dead_letter__public_id", "request__public_id")
+    )
+    left_out: list[tuple[str, str]] = []
+    for key in filters.dead_letter_ids:
+        dead_letter = found.get(key)
+        if dead_letter is None:
+            left_out.append((str(key), "no such dead letter"))
+        elif key in holders:
+            left_out.append((str(key), f"already in pending replay request {holders[key]}"))
+        elif dead_letter.status != DeadLetterStatus.OPEN:
+            left_out.append((str(key), f"{dead_letter.status}, not open"))
+    return left_out
 
 
 def replay_plan_sample(*, filters: ReplayFilters, user: Any = None) -> tuple[int, list[DeadLetter]]:
@@ -345,3 +415,91 @@ def replay_requests_with_item_counts(*, user: Any) -> QuerySet[ReplayRequest]:
         .select_related("requested_by", "decided_by")
         .annotate(item_count=Count("items"))
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplayItemResult:
+    """What became of one replayed dead letter, read from its intent now.
+
+    ``outcome``: ``accepted``; ``failed_again`` (``new_dead_letter`` is the letter of the
+    replayed generation); ``delivering`` (still pending or in flight); ``cancelled``;
+    ``skipped`` (``detail`` says why); ``pending`` (the request is not executed yet).
+    """
+
+    item: ReplayItem
+    outcome: str
+    detail: str = ""
+    new_dead_letter: DeadLetter | None = None
+
+
+#: the outcomes a request page counts, in the order it lists them
+RESULT_ORDER = ("accepted", "failed_again", "delivering", "cancelled", "skipped", "pending")
+
+
+def replay_item_results(*, items: list[ReplayItem]) -> list[ReplayItemResult]:
+    """Each item's outcome; ``items`` come with their dead letter and its intent joined."""
+    reopened = [item for item in items if item.outcome == ReplayItemOutcome.REOPENED]
+    intent_ids = sorted({item.dead_letter.intent_id for item in reopened})
+    later_letters: dict[tuple[int, int], DeadLetter] = {}
+    for start in range(0, len(intent_ids), 500):  # SQL Server: at most 2,100 parameters
+        for letter in DeadLetter.objects.filter(intent_id__in=intent_ids[start : start + 500]):
+            later_letters[(letter.intent_id, letter.generation)] = letter
+    return [_result(item, later_letters) for item in items]
+
+
+def _result(item: ReplayItem, later_letters: dict[tuple[int, int], DeadLetter]) -> ReplayItemResult:
+    if item.outcome != ReplayItemOutcome.REOPENED:
+        return ReplayItemResult(item=item, outcome=item.outcome, detail=item.detail)
+    intent = item.dead_letter.intent
+    replayed_generation = item.dead_letter.generation + 1  # intent_reopen's next generation
+    again = later_letters.get((intent.pk, replayed_generation))
+    if again is not None:
+        return ReplayItemResult(
+            item=item,
+            outcome="failed_again",
+            detail=f"generation {replayed_generation}: {again.reason_code}",
+            new_dead_letter=again,
+        )
+    if intent.generation != replayed_generation:  # cannot happen without a dead letter
+        return ReplayItemResult(
+            item=item, outcome="delivering", detail=f"intent at generation {intent.generation}"
+        )
+    if intent.status == IntentStatus.ACCEPTED:
+        return ReplayItemResult(
+            item=item, outcome="accepted", detail=f"generation {replayed_generation} delivered"
+        )
+    if intent.status == IntentStatus.CANCELLED:
+        return ReplayItemResult(item=item, outcome="cancelled", detail="cancelled by the client")
+    return ReplayItemResult(
+        item=item,
+        outcome="delivering",
+        detail=f"generation {replayed_generation} is {intent.status}",
+    )
+
+
+def replay_result_counts(results: list[ReplayItemResult]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome] = counts.get(result.outcome, 0) + 1
+    return [(outcome, counts[outcome]) for outcome in RESULT_ORDER if outcome in counts]
+
+
+def index_counts(*, user: Any) -> dict[str, int | None]:
+    """The admin index's numbers: open dead letters the user may see, and requests awaiting
+    their decision; ``None`` for what their roles do not show."""
+    from portal import clock
+    from portal.accounts.roles import APPROVERS, has_role
+
+    may_see_letters = has_role(user, OPERATORS) or has_role(user, APPROVERS)
+    return {
+        "open_dead_letters": (
+            dead_letters_visible_to(user).filter(status=DeadLetterStatus.OPEN).count()
+            if may_see_letters
+            else None
+        ),
+        "awaiting_decision": (
+            replay_requests_awaiting_decision(user=user, now=clock.now()).count()
+            if has_role(user, APPROVERS)
+            else None
+        ),
+    }

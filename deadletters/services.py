@@ -40,6 +40,7 @@ from portal.accounts.stepup import verify_step_up
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, PermissionDenied
 from portal.observability.metrics import DEAD_LETTERS, REPLAYS
+from portal.timefmt import format_instant
 
 from . import selectors
 from .errors import (
@@ -381,6 +382,8 @@ def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None 
 class ReplayPlan:
     count: int
     sample: list[DeadLetter]
+    #: chosen ids the replay would leave out, each with why
+    left_out: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 def replay_plan(*, filters: ReplayFilters, user: Any = None) -> ReplayPlan:
@@ -392,7 +395,8 @@ def replay_plan(*, filters: ReplayFilters, user: Any = None) -> ReplayPlan:
     if user is not None:
         require_any_role(user, (OPERATORS, APPROVERS))
     count, sample = selectors.replay_plan_sample(filters=filters, user=user)
-    return ReplayPlan(count=count, sample=sample)
+    left_out = selectors.chosen_dead_letters_left_out(filters=filters, user=user)
+    return ReplayPlan(count=count, sample=sample, left_out=left_out)
 
 
 def replay_request_create(
@@ -508,8 +512,8 @@ def _check_decider(*, request: ReplayRequest, approver: Any, now: dt.datetime) -
         raise InvalidTransition(f"Replay request {request.public_id} is already {request.status}.")
     if request.expires_at <= now:
         raise ReplayRequestExpired(
-            f"Replay request {request.public_id} expired at {request.expires_at:%Y-%m-%d %H:%M} "
-            "UTC; ask for a new one."
+            f"Replay request {request.public_id} expired at "
+            f"{format_instant(request.expires_at)}; ask for a new one."
         )
     for tenant_id in selectors.replay_request_tenant_ids(request=request):
         try:

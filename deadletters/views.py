@@ -195,12 +195,22 @@ def evidence_download(request: HttpRequest, pk: int, *, model_admin: ModelAdmin)
 REASON_PREFIX = "replay"
 
 
-def replay_plan_page(request: HttpRequest, *, model_admin: ModelAdmin) -> HttpResponse:
-    """GET: filters and a preview (count and sample). POST: request the replay (operators)."""
+def replay_plan_page(
+    request: HttpRequest, *, model_admin: ModelAdmin, chosen_ids: list[Any] | None = None
+) -> HttpResponse:
+    """GET: filters and a preview (count and sample). POST: request the replay (operators).
+
+    ``chosen_ids``: the dead-letter list's action hands over its selection; the page
+    previews exactly those, and its forms post back to the plan page itself.
+    """
     may_request = has_role(request.user, OPERATORS)
     # Prefixed: the filter form has a "reason" field (the reason code) of its own.
     reason_form = ReplayReasonForm(prefix=REASON_PREFIX)
-    if request.method == "POST":
+    if chosen_ids is not None:
+        filter_form = PlanFilterForm(
+            {"ids": "\n".join(str(key) for key in chosen_ids)}, user=request.user
+        )
+    elif request.method == "POST":
         if not may_request:
             raise DjangoPermissionDenied("needs the operators role")
         filter_form = PlanFilterForm(request.POST, user=request.user)
@@ -240,6 +250,7 @@ def replay_plan_page(request: HttpRequest, *, model_admin: ModelAdmin) -> HttpRe
         "reason_form": reason_form,
         "plan": plan,
         "may_request": may_request,
+        "plan_url": reverse("admin:deadletters_replayrequest_plan"),
     }
     return TemplateResponse(request, "admin/deadletters/replayrequest/plan.html", context)
 

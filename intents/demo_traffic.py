@@ -60,6 +60,9 @@ MIX: tuple[Kind, ...] = (
     Kind("sms accepted after 2 retries", 8, "sms.otp", _sms("00202")),
     Kind("sms rejected (dead letter)", 8, "sms.otp", _sms("00400")),
     Kind("sms 503 until exhausted (dead letter)", 5, "sms.otp", _sms("00503")),
+    # 503 to the first 7 requests with one key: sms.otp's 6 attempts are exhausted (a dead
+    # letter), and a replay's first attempt fails once more, its second is accepted.
+    Kind("sms exhausted, delivered by a replay (dead letter)", 5, "sms.otp", _sms("00207")),
     Kind("sms 429 from the gateway", 5, "sms.otp", _sms("00429")),
     Kind("sms gateway timeouts", 4, "sms.otp", _sms("00504")),
 )
@@ -67,6 +70,14 @@ MIX: tuple[Kind, ...] = (
 
 class TrafficError(Exception):
     """The run cannot go on (server unreachable, key refused, a request rejected)."""
+
+
+#: answers of a portal that is restarting or overloaded: the same request again, later
+RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 10.0
+#: how long a run waits for an unreachable portal before it gives up
+DEFAULT_GIVE_UP_AFTER_S = 120.0
 
 
 @dataclasses.dataclass
@@ -87,6 +98,8 @@ def send_traffic(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_sent: Callable[[int, Kind, int], None] | None = None,
+    on_retry: Callable[[int, str, float], None] | None = None,
+    give_up_after_s: float = DEFAULT_GIVE_UP_AFTER_S,
 ) -> TrafficSummary:
     """POST intents drawn from ``MIX`` at ``rate_per_s`` until ``count`` or ``duration_s``.
 
@@ -94,6 +107,11 @@ def send_traffic(
     slow response is caught up rather than lowering the rate. A 429 (the tenant's own
     limit) is counted and the run goes on; any other refusal stops it with the
     problem's detail, since it means the demo itself is wrong.
+
+    A connection error or a 502/503/504 (the portal restarting) is retried with the
+    same ``Idempotency-Key``, as docs/api.md advises clients: a request that did reach
+    the portal creates its intent once. Retries back off up to 10 s; the run gives up
+    only after ``give_up_after_s`` without an answer.
     """
     if rate_per_s <= 0:
         raise ValueError("rate_per_s must be above 0")
@@ -112,7 +130,16 @@ def send_traffic(
         if duration_s is not None and clock() - start >= duration_s:
             break
         kind = rng.choices(MIX, weights)[0]
-        status = _post(client, kind, n, idempotency_key=f"demo-{run_id}-{n}")
+        status = _post_until_answered(
+            client,
+            kind,
+            n,
+            idempotency_key=f"demo-{run_id}-{n}",
+            clock=clock,
+            sleep=sleep,
+            on_retry=on_retry,
+            give_up_after_s=give_up_after_s,
+        )
         summary.sent += 1
         summary.statuses[status] += 1
         summary.kinds[kind.name] += 1
@@ -122,18 +149,45 @@ def send_traffic(
     return summary
 
 
-def _post(client: httpx.Client, kind: Kind, n: int, *, idempotency_key: str) -> int:
-    try:
-        response = client.post(
-            INTENTS_PATH,
-            json={"target": kind.target, "payload": kind.payload(n)},
-            headers={"Idempotency-Key": idempotency_key},
-        )
-    except httpx.HTTPError as exc:
-        raise TrafficError(
-            f"cannot reach {client.base_url} ({exc.__class__.__name__}: {exc}); "
-            "is `make run` running?"
-        ) from None
+def _post_until_answered(
+    client: httpx.Client,
+    kind: Kind,
+    n: int,
+    *,
+    idempotency_key: str,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    on_retry: Callable[[int, str, float], None] | None,
+    give_up_after_s: float,
+) -> int:
+    """POST one intent; transport errors and 502/503/504 again, with the same key."""
+    first_try = clock()
+    delay = RETRY_FIRST_DELAY_S
+    while True:
+        try:
+            response = client.post(
+                INTENTS_PATH,
+                json={"target": kind.target, "payload": kind.payload(n)},
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        except httpx.TransportError as exc:
+            problem = f"{exc.__class__.__name__}: {exc}"
+        else:
+            if response.status_code not in RETRY_STATUSES:
+                return _status_of(response, kind)
+            problem = f"HTTP {response.status_code}"
+        if clock() - first_try >= give_up_after_s:
+            raise TrafficError(
+                f"cannot reach {client.base_url} ({problem}) for {give_up_after_s:g} s; "
+                "is `make run` running?"
+            )
+        if on_retry is not None:
+            on_retry(n, problem, delay)
+        sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+def _status_of(response: httpx.Response, kind: Kind) -> int:
     if response.status_code in (200, 201, 429):
         return response.status_code
     detail = _problem_detail(response)

@@ -1,7 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal import landing
+
 urlpatterns = [
+    path("", landing.landing, name="landing"),
+    path("favicon.ico", landing.favicon),
     # /metrics, /healthz, /readyz and admin/operations/ (before the admin, which would
     # take "operations" for an app label)
     path("", include("portal.observability.urls")),

@@ -24,6 +24,8 @@ from django.db import DataError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from portal.admin_display import short_id
+
 from .roles import has_role, restrict_to_visible_tenants
 
 
@@ -154,6 +156,11 @@ class RecordAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
 
     class Media:
         css = {"all": (PORTAL_ADMIN_CSS,)}
+
+    @admin.display(description="id")
+    def short_public_id(self, obj: Any) -> str:
+        """The list's first column: eight characters shown, the full id on hover and copy."""
+        return short_id(obj.public_id)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

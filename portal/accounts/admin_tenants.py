@@ -26,6 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
+from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 # The admin is the one place in portal.accounts that reads intents: the tenant list shows
 # each tenant's open-intent count next to its cap.
@@ -42,7 +43,13 @@ from .services import (
     api_key_revoke,
     tenant_create,
     tenant_limits_update,
+    tenant_set_active,
 )
+
+# The library's own "API keys" screen makes keys the API refuses (no tenant, no scopes)
+# without an audit event: keys are made only through ApiKeyAdmin below, and the service.
+if admin.site.is_registered(LibraryAPIKey):
+    admin.site.unregister(LibraryAPIKey)
 
 
 class ServiceFormAdminMixin:
@@ -148,8 +155,43 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
     list_filter = ("is_active", "allow_all_targets")
     search_fields = ("name",)
     ordering = ("name",)
-    list_per_page = 100
+    list_per_page = 50
     readonly_fields = ("name", "is_active", "open_intents", "created_at")
+    actions = ("disable_tenants", "enable_tenants")
+
+    @admin.action(
+        description="Disable the selected tenants (their API keys get 401)", permissions=["change"]
+    )
+    def disable_tenants(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Enable the selected tenants again", permissions=["change"])
+    def enable_tenants(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(
+        self, request: HttpRequest, queryset: QuerySet[Tenant], *, active: bool
+    ) -> None:
+        changed = [
+            tenant.name
+            for tenant in queryset
+            if tenant_set_active(
+                tenant=tenant,
+                active=active,
+                actor=Actor.user(request.user),
+                reason="admin action",
+                ip_address=ip_from_request(request),
+            )[1]
+        ]
+        state = "enabled" if active else "disabled"
+        if changed:
+            self.message_user(request, f"{', '.join(changed)} {state}.", messages.SUCCESS)
+        else:
+            self.message_user(
+                request,
+                f"Nothing changed: the selected tenants were already {state}.",
+                messages.WARNING,
+            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         open_intents = (

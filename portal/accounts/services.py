@@ -121,6 +121,13 @@ TENANT_LIMIT_FIELDS = (
 )
 
 
+def _registered_target_keys() -> set[str]:
+    # Imported here: the intents app builds on the accounts models (tenants).
+    from intents.models import Target
+
+    return set(Target.objects.values_list("key", flat=True))
+
+
 def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
     for name in ("rate_limit_per_minute", "max_open_intents"):
         if name in changes:
@@ -135,6 +142,12 @@ def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
             isinstance(key, str) and key for key in targets
         ):
             raise InvalidRequest("allowed_targets must be a list of target keys.")
+        unknown = sorted(set(targets) - _registered_target_keys())
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown target key(s): {', '.join(unknown)}; the registry has "
+                f"{', '.join(sorted(_registered_target_keys())) or 'none'}."
+            )
         changes["allowed_targets"] = sorted(set(targets))
     if "retry_overrides" in changes:
         overrides = changes["retry_overrides"]
@@ -188,3 +201,35 @@ def tenant_limits_update(
             ip_address=ip_address,
         )
     return tenant
+
+
+def tenant_set_active(
+    *,
+    tenant: Tenant,
+    active: bool,
+    actor: Actor,
+    reason: str = "",
+    ip_address: str | None = None,
+) -> tuple[Tenant, bool]:
+    """Disable a tenant (its keys are answered 401 ``unauthenticated`` from the next
+    request: "The tenant of this API key is disabled.") or enable it again.
+
+    Intents already accepted are still delivered: disabling stops new intake, it does not
+    withdraw what the engine promised. Returns the tenant and whether it changed; the
+    change is audited (``tenant.disabled`` / ``tenant.enabled``) with the reason given.
+    """
+    with transaction.atomic():
+        locked = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        if locked.is_active == active:
+            return locked, False
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        audit_record(
+            actor=actor,
+            action="tenant.enabled" if active else "tenant.disabled",
+            object_type="tenant",
+            object_id=locked.pk,
+            data={"name": locked.name, "reason": reason.strip()[:2000]},
+            ip_address=ip_address,
+        )
+    return locked, True

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from portal.accounts.admin_mixins import ReadOnlyAdminMixin, RoleRequiredAdminMixin
 from portal.accounts.roles import AUDITORS, PLATFORM_ADMINS
+from portal.admin_display import short_id
 
 from .export import CONTENT_TYPES, FORMATS, iter_export
 from .models import AuditEvent
@@ -56,7 +57,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdm
         "actor_type",
         "actor_label",
         "object_type",
-        "object_id",
+        "short_object_id",
         "ip_address",
     )
     list_display_links = ("sequence",)
@@ -65,9 +66,13 @@ class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdm
     search_fields = ("=sequence", "action", "actor_label", "actor_id", "object_id", "request_id")
     search_help_text = "Sequence number, action, actor, object id or request id."
     ordering = ("-sequence",)
-    list_per_page = 100
+    list_per_page = 50
     show_full_result_count = False
     actions = ("export_selected_csv", "export_selected_jsonl")
+
+    @admin.display(description="object id", ordering="object_id")
+    def short_object_id(self, obj: AuditEvent) -> str:
+        return short_id(obj.object_id) if len(obj.object_id) > 12 else obj.object_id
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in AuditEvent._meta.fields]

@@ -6,6 +6,8 @@ import datetime as dt
 import math
 from typing import Any
 
+from django.conf import settings
+
 from . import charts, selectors
 from .reconciliation import DEFAULT_LOOKBACK
 
@@ -57,10 +59,8 @@ def dashboard_context(
     for outcomes in selectors.attempt_outcomes_by_gateway(
         since=since, until=now, tenant_ids=tenant_ids
     ):
-        labels = [
-            slot.strftime("%H:00") if hours <= 48 else slot.strftime("%d %H:00")
-            for slot in outcomes.hours
-        ]
+        # Dates on every label: a 24-hour window shows 10:00 at both ends otherwise.
+        labels = [slot.strftime("%m-%d %H:00") for slot in outcomes.hours]
         gateways.append(
             {
                 "name": outcomes.gateway,
@@ -116,6 +116,9 @@ def dashboard_context(
                 "worker": hb.worker_id,
                 "kind": hb.kind,
                 "age": format_seconds(max((now - hb.seen_at).total_seconds(), 0.0)),
+                # Past the readiness limit: a process that stopped (or hangs), not a live one.
+                "stale": (now - hb.seen_at).total_seconds()
+                > settings.READINESS_MAX_HEARTBEAT_AGE_S,
             }
             for hb in selectors.heartbeats()[:50]
         ],

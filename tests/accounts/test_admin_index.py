@@ -16,7 +16,8 @@ from tests.accounts.factories import create_staff_user, verified_login
             ["Plan a replay", "Open dead letters", "Operations dashboard"],
             ["awaiting your decision"],
         ),
-        (["approvers"], ["awaiting your decision", "Plan a replay"], []),
+        # Approvers decide; planning is the operators' (the plan page would refuse them).
+        (["approvers"], ["awaiting your decision", "Open dead letters"], ["Plan a replay"]),
         (["auditors"], ["Operations dashboard"], ["Plan a replay", "awaiting your decision"]),
     ],
 )

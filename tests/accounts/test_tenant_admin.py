@@ -136,8 +136,9 @@ def test_open_intents_column_sorts(platform_admin, tenant, other_tenant, targets
         contract_version=None,
         payload={"to": "+15550100001", "text": "hi"},
     )
-    # "o" is the 0-based list_display position of "open intents"; "-" sorts descending.
-    content = platform_admin.get(f"{BASE}?o=-4").content.decode()
+    # "o" is the 0-based list_display position of "open intents", after the actions'
+    # checkbox column; "-" sorts descending.
+    content = platform_admin.get(f"{BASE}?o=-5").content.decode()
     assert "sorted descending" in content
     assert content.index(">globex<") < content.index(">acme<")
 
@@ -178,7 +179,7 @@ def test_change_form_shows_the_limits(platform_admin, tenant):
     assert f"{BASE}{tenant.pk}/history/" not in content
 
 
-def test_limit_edit_goes_through_the_service_and_is_audited(platform_admin, tenant):
+def test_limit_edit_goes_through_the_service_and_is_audited(platform_admin, tenant, targets):
     before_rate = tenant.rate_limit_per_minute
     response = platform_admin.post(
         change_url(tenant),

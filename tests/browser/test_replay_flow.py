@@ -213,7 +213,7 @@ def test_operator_requests_approver_approves_and_the_replay_is_delivered(
     assert "approved" in approver.inner_text(".messagelist")
     # django-q2 runs synchronously in tests: the replay has executed already.
     assert "done" in approver.inner_text("#replay-decision")
-    assert "re-opened as generation 2" in approver.inner_text("#replay-items")
+    assert "delivering" in approver.inner_text("#replay-items .replay-outcome")
     shot(approver, "replay-request-done")
 
     replay.refresh_from_db()
@@ -230,6 +230,12 @@ def test_operator_requests_approver_approves_and_the_replay_is_delivered(
     deliveries = simulator.simulator.messages()
     assert [m["status"] for m in deliveries] == [503, 503, 503, 202]
     assert {m["idempotency_key"] for m in deliveries} == {str(intent.public_id)}
+
+    # The request page follows the intent: this item's outcome is now "accepted".
+    approver.goto(f"/admin/deadletters/replayrequest/{replay.pk}/change/")
+    assert approver.inner_text("#replay-items .replay-outcome") == "accepted"
+    assert "accepted: 1" in approver.inner_text("#replay-outcome-counts")
+    shot(approver, "replay-request-accepted")
 
     approver.goto(f"/admin/intents/intent/{intent.pk}/change/")
     assert readonly(approver, "status") == IntentStatus.ACCEPTED.label

@@ -171,8 +171,9 @@ def test_plan_request_then_another_approver_approves_and_the_intents_reopen(
 
     done = approver_client.get(detail_url(replay))
     content = done.content.decode()
-    assert "reopened: 2" in content
-    assert content.count("re-opened as generation 2") == 2
+    # Re-opened and not yet attempted: both items are being delivered.
+    assert "delivering</span>: 2" in content
+    assert content.count("generation 2 is pending") == 2
     assert str(replay.public_id) not in approver_client.get(APPROVALS).content.decode()
 
 

@@ -24,7 +24,7 @@ from portal.accounts.models import ALL_SCOPES, ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db
 
-MAGIC = ("00400", "00503", "00429", "00504", "00202")
+MAGIC = ("00400", "00503", "00429", "00504", "00202", "00207")
 
 
 @pytest.fixture
@@ -178,5 +178,67 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path):
 def test_the_command_reports_an_unreachable_portal(tmp_path):
     with pytest.raises(CommandError, match=r"cannot reach http://127\.0\.0\.1:9 .*make run"):
         call_command(
-            "demo_traffic", "--api-key", "k", "--url", "http://127.0.0.1:9", "--count", "1"
+            "demo_traffic",
+            "--api-key",
+            "k",
+            "--url",
+            "http://127.0.0.1:9",
+            "--count",
+            "1",
+            "--give-up-after",
+            "0",
         )
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """Resets the first connections, answers 503 once, then hands over to the portal."""
+
+    def __init__(self, inner: httpx.BaseTransport, failures: list[str]) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.keys: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers["Idempotency-Key"])
+        if self.failures:
+            failure = self.failures.pop(0)
+            if failure == "reset":
+                raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request)
+            return httpx.Response(503, request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_connection_reset_is_retried_with_the_same_key(demo_key):
+    fake = FakeTime()
+    retries: list[tuple[int, str, float]] = []
+    transport = FlakyTransport(httpx.WSGITransport(app=WSGIHandler()), ["reset", "503", "reset"])
+    with wsgi_client(demo_key) as client:
+        client._transport = transport  # the same client, behind a flaky network
+        summary = send_traffic(
+            client,
+            rate_per_s=1,
+            count=2,
+            seed=1,
+            clock=fake.clock,
+            sleep=fake.sleep,
+            on_retry=lambda n, problem, delay: retries.append((n, problem, delay)),
+        )
+    assert summary.statuses == Counter({201: 2})
+    assert Intent.objects.count() == 2
+    # Four tries of the first intent, all with its key; backing off 0.5, 1, 2 s.
+    assert transport.keys[:4] == [transport.keys[0]] * 4
+    assert transport.keys[4] != transport.keys[0]
+    assert [(n, delay) for n, _, delay in retries] == [(0, 0.5), (0, 1.0), (0, 2.0)]
+    assert retries[0][1].startswith("ReadError") and retries[1][1] == "HTTP 503"
+
+
+def test_an_unreachable_portal_is_given_up_after_the_window(demo_key):
+    fake = FakeTime()
+    transport = FlakyTransport(httpx.WSGITransport(app=WSGIHandler()), ["reset"] * 100)
+    with wsgi_client(demo_key) as client, pytest.raises(TrafficError, match="for 30 s"):
+        client._transport = transport
+        send_traffic(
+            client, rate_per_s=1, count=1, clock=fake.clock, sleep=fake.sleep, give_up_after_s=30
+        )
+    assert fake.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]  # capped at 10 s
+    assert not Intent.objects.exists()

@@ -198,10 +198,11 @@ def test_numbers_match_the_database(staff, scripted, rows):
     page = Page(staff.get(URL).content.decode())
     html_titles = page.svg_titles
 
-    # Attempt outcomes per gateway and hour: bars carry "HH:00: n outcome".
-    assert "10:00: 3 accepted" in html_titles
-    assert "11:00: 2 timeout" in html_titles
-    assert "07:00: 1 accepted" in html_titles
+    # Attempt outcomes per gateway and hour: bars carry "MM-DD HH:00: n outcome" (a date
+    # on each: a 24-hour window starts and ends at the same hour of two days).
+    assert "01-05 10:00: 3 accepted" in html_titles
+    assert "01-05 11:00: 2 timeout" in html_titles
+    assert "01-05 07:00: 1 accepted" in html_titles
     assert not any("rejected_permanent" in title for title in html_titles)  # outside window
     since = rows.ago(hours=24)
     in_window = Attempt.objects.filter(finished_at__gte=since, finished_at__lt=rows.now)
@@ -263,3 +264,25 @@ def test_window_parameter_is_clamped(staff, scripted):
 def test_dashboard_queries_stay_bounded(staff, scripted, django_assert_max_num_queries):
     with django_assert_max_num_queries(30):
         assert staff.get(URL).status_code == 200
+
+
+def test_stale_heartbeats_are_marked_and_timed_out_intents_linked(staff, scripted, rows):
+    from portal.observability.models import WorkerHeartbeat
+
+    WorkerHeartbeat.objects.create(worker_id="live-1", kind="worker", seen_at=rows.ago(seconds=5))
+    WorkerHeartbeat.objects.create(
+        worker_id="gone-1", kind="dispatcher", seen_at=rows.ago(minutes=10)
+    )
+    html = staff.get(URL).content.decode()
+    rows_html = {
+        worker: next(row for row in html.split("<tr") if f">{worker}<" in row)
+        for worker in ("live-1", "gone-1")
+    }
+    assert "stale" not in rows_html["live-1"]
+    assert "stale: stopped or hung" in rows_html["gone-1"]
+    retrying = rows.intent(
+        created_at=rows.ago(minutes=5), next_attempt_at=rows.ago(seconds=1), attempts_count=1
+    )
+    rows.attempt(retrying, outcome="timeout", finished_at=rows.ago(minutes=1))
+    reconcile = staff.get(URL).content.decode().split('id="reconcile"')[1]
+    assert f'href="/admin/intents/intent/{retrying.pk}/change/"' in reconcile

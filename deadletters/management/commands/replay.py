@@ -13,8 +13,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deadletters import selectors, services
+from deadletters.models import ReplayRequest, ReplayStatus
 from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
+from portal.timefmt import format_instant
 
 
 def _add_filters(parser: argparse.ArgumentParser, *, reason_flags: tuple[str, ...]) -> None:
@@ -53,6 +55,9 @@ class Command(BaseCommand):
         approve.add_argument("--user", required=True, metavar="U", help="the approver")
         approve.add_argument("--otp", required=True, metavar="CODE", help="a fresh TOTP code")
 
+        show = actions.add_parser("show", help="a request's status and each item's outcome")
+        show.add_argument("request_id", metavar="ID")
+
         reject = actions.add_parser("reject", help="reject a request (not your own)")
         reject.add_argument("request_id", metavar="ID")
         reject.add_argument("--user", required=True, metavar="U", help="the approver")
@@ -78,7 +83,7 @@ class Command(BaseCommand):
         )[: max(options["limit"], 0)]
         for dead_letter in listed:
             self.stdout.write(
-                f"{dead_letter.public_id}  {dead_letter.created_at:%Y-%m-%dT%H:%M:%SZ}  "
+                f"{dead_letter.public_id}  {format_instant(dead_letter.created_at)}  "
                 f"{dead_letter.tenant.name}  {dead_letter.target_key}  "
                 f"{dead_letter.reason_code}  intent {dead_letter.intent.public_id}"
             )
@@ -109,7 +114,7 @@ class Command(BaseCommand):
         count = request.items.count()
         self.stdout.write(
             f"replay request of {count} dead letter(s) waits for a second person's approval "
-            f"until {request.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+            f"until {format_instant(request.expires_at)}"
         )
         self.stdout.write(str(request.public_id))
 
@@ -120,6 +125,36 @@ class Command(BaseCommand):
             request=request, approver=user, otp_token=options["otp"]
         )
         self.stdout.write(f"approved replay request {request.public_id}; execution queued")
+        request.refresh_from_db()
+        if request.status == ReplayStatus.DONE:  # a synchronous queue has run it already
+            self._write_outcomes(request)
+
+    def _show(self, options: dict[str, Any]) -> None:
+        request = selectors.replay_request_get(public_id=options["request_id"])
+        decided = f", decided by {request.decided_by.get_username()}" if request.decided_by else ""
+        self.stdout.write(
+            f"replay request {request.public_id}: {request.status}, requested by "
+            f"{request.requested_by.get_username()} at {format_instant(request.created_at)}"
+            f"{decided}"
+        )
+        self._write_outcomes(request)
+
+    def _write_outcomes(self, request: ReplayRequest) -> None:
+        results = selectors.replay_item_results(
+            items=list(selectors.replay_request_items(request=request))
+        )
+        for result in results:
+            line = (
+                f"{result.item.dead_letter.public_id}  intent "
+                f"{result.item.dead_letter.intent.public_id}  {result.outcome}"
+            )
+            if result.detail:
+                line += f": {result.detail}"
+            if result.new_dead_letter is not None:
+                line += f" (new dead letter {result.new_dead_letter.public_id})"
+            self.stdout.write(line)
+        counts = selectors.replay_result_counts(results)
+        self.stdout.write(", ".join(f"{outcome}: {n}" for outcome, n in counts) or "no items")
 
     def _reject(self, options: dict[str, Any]) -> None:
         user = self._user(options["user"])

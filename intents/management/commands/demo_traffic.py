@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from intents.demo_traffic import INTENTS_PATH, MIX, Kind, TrafficError, send_traffic
+from intents.demo_traffic import (
+    DEFAULT_GIVE_UP_AFTER_S,
+    INTENTS_PATH,
+    MIX,
+    Kind,
+    TrafficError,
+    send_traffic,
+)
 from portal.accounts.management.commands.seed_demo import default_credentials_path
 from portal.cli import positive
 
@@ -39,6 +46,14 @@ class Command(BaseCommand):
             help="stop after this many seconds (default 60 without --count; inf: until stopped)",
         )
         parser.add_argument("--seed", type=int, help="random seed of the mix (repeatable runs)")
+        parser.add_argument(
+            "--give-up-after",
+            type=float,
+            default=DEFAULT_GIVE_UP_AFTER_S,
+            metavar="S",
+            help="seconds to keep retrying an unreachable portal (same Idempotency-Key) "
+            f"before stopping (default {DEFAULT_GIVE_UP_AFTER_S:g})",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         api_key = options["api_key"] or self._demo_key(
@@ -68,6 +83,8 @@ class Command(BaseCommand):
                     duration_s=duration,
                     seed=options["seed"],
                     on_sent=self._progress if options["verbosity"] > 1 else None,
+                    on_retry=self._retrying,
+                    give_up_after_s=options["give_up_after"],
                 )
             except TrafficError as exc:
                 raise CommandError(str(exc)) from None
@@ -81,6 +98,9 @@ class Command(BaseCommand):
         statuses = ", ".join(f"{n} x {code}" for code, n in sorted(summary.statuses.items()))
         self.stdout.write(f"responses: {statuses}")
         self.stdout.write(f"watch them: {url}/admin/operations/ and {url}/admin/deadletters/")
+
+    def _retrying(self, n: int, problem: str, delay_s: float) -> None:
+        self.stderr.write(f"intent {n + 1}: {problem}; the same request again in {delay_s:g} s")
 
     def _progress(self, n: int, kind: Kind, status: int) -> None:
         self.stdout.write(f"{n + 1:>6} {status} {kind.name}")

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from portal.observability.reconciliation import MANUAL_REVIEW, reconcile_timeouts
+from portal.timefmt import format_instant
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
             self.stdout.write("no intent whose last attempt timed out")
             return
         for item in items:
-            last = item.last_attempt_at.isoformat() if item.last_attempt_at else "-"
+            last = format_instant(item.last_attempt_at)
             self.stdout.write(
                 f"{item.public_id} {item.target_key} via {item.gateway} [{item.status}] "
                 f"last attempt {last}: {item.action}: {item.detail}"
