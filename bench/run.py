@@ -465,10 +465,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(flag, action="store_true")
     for flag in ("--skip-latency", "--skip-claim-scale", "--skip-lateness"):
         extra.add_argument(flag, action="store_true")
+    add_only_option(parser)
     args = parser.parse_args(argv)
+    apply_only(parser, args)
     if args.requests < 0 or args.warmup < 0:
         parser.error("--requests and --warmup must not be negative")
     return args
+
+
+# --only NAME,…: the sections to run, each named by its --skip-NAME flag.
+SECTIONS = ("engine", "latency", "api", "lateness", "claim-scale")
+
+
+def add_only_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="SECTIONS",
+        help=f"run only these sections, comma-separated, from: {', '.join(SECTIONS)}",
+    )
+
+
+def apply_only(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--only api`` is ``--skip-`` every other section."""
+    if not args.only:
+        return
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use {SECTIONS}")
+    for name in SECTIONS:
+        if name not in chosen:
+            setattr(args, "skip_" + name.replace("-", "_"), True)
 
 
 def code_version() -> dict:

@@ -171,9 +171,12 @@ def active_target_with_revision(*, key: str, fresh: bool = False) -> Target | No
 
 
 def intake_caches_clear(**_: object) -> None:
-    """Forget every cached target and open-intent count of this process."""
+    """Forget every cached target, open-intent count and verified API key of this process."""
+    from portal.accounts.authentication import verified_keys
+
     _targets.clear()
     _open_counts.clear()
+    verified_keys.clear()
 
 
 def _registry_changed(**_: object) -> None:

@@ -1,4 +1,7 @@
-"""POST /api/v1/intents sends four statements: key, rate window, quota estimate, INSERT."""
+"""POST /api/v1/intents sends three statements: rate window, quota estimate, INSERT.
+
+The API key was verified by the warm-up request and is cached (API_KEY_CACHE_TTL_S).
+"""
 
 from __future__ import annotations
 
@@ -35,18 +38,18 @@ def statements(api, key: str) -> tuple[int, list[str]]:
     return response.status_code, ["BEGIN"] * sum(opened) + verbs
 
 
-def test_a_new_intent_costs_four_statements_and_no_transaction(api, targets):
+def test_a_new_intent_costs_three_statements_and_no_transaction(api, targets):
     assert statements(api, "warm-up")[0] == 201  # opens the rate window, counts once
 
     status, sent = statements(api, "second")
     assert status == 201
-    # API key, rate-window UPDATE, open-intent estimate, INSERT (autocommit: no BEGIN).
-    assert sent == ["SELECT", "UPDATE", "SELECT", "INSERT"], sent
+    # Rate-window UPDATE, open-intent estimate, INSERT (autocommit: no BEGIN).
+    assert sent == ["UPDATE", "SELECT", "INSERT"], sent
 
 
 def test_a_retry_is_answered_after_the_insert_meets_the_unique_index(api, targets):
     assert statements(api, "once")[0] == 201
     status, sent = statements(api, "once")
     assert status == 200
-    assert sent == ["SELECT", "UPDATE", "SELECT", "INSERT", "SELECT"], sent
+    assert sent == ["UPDATE", "SELECT", "INSERT", "SELECT"], sent
     assert Intent.objects.count() == 1
