@@ -245,18 +245,18 @@ def api_phases(bench: Bench, post, requests: int, *, label: str, first: int) -> 
     from intents import api, services
     from intents.serializers import IntentCreateInputSerializer
     from portal.accounts.authentication import ApiKeyAuthentication
-    from portal.api.throttling import TenantRateThrottle
 
     timer = PhaseTimer()
     timer.wrap(ApiKeyAuthentication, "authenticate", "authenticate (key lookup, last used)")
-    timer.wrap(TenantRateThrottle, "allow_request", "rate limit (UPDATE window row)")
     timer.wrap(IntentCreateInputSerializer, "is_valid", "input serializer")
     timer.wrap(api, "intent_submit", "intent_submit")
     timer.wrap(services, "intent_by_idempotency_key", "  idempotency lookup")
     timer.wrap(services, "_resolve_target", "  resolve target")
     timer.wrap(services, "payload_errors", "  payload JSON Schema")
-    timer.wrap(services, "open_intent_count_reaches", "  open-intent quota check")
-    timer.wrap(services.Intent, "save", "  INSERT + commit")
+    timer.wrap(services, "_store", "  intake transaction (BEGIN … COMMIT)")
+    timer.wrap(services, "rate_window_hit", "    rate limit (UPDATE window row)")
+    timer.wrap(services, "open_intent_count_reaches", "    open-intent quota check")
+    timer.wrap(services.Intent, "save", "    INSERT")
     timer.wrap(api, "_intent_data", "output serializer")
     t0 = time.perf_counter()
     for i in range(requests):

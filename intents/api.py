@@ -22,7 +22,6 @@ from rest_framework.response import Response
 from portal.accounts.models import ApiKeyScope, Tenant
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate_newest_first
 from portal.api.schema import REQUEST_ID_HEADER, RETRY_AFTER_HEADER, problem_responses
-from portal.api.throttling import TenantRateThrottle
 from portal.api.views import ApiView
 from portal.errors import InvalidRequest
 
@@ -131,7 +130,6 @@ def _intent_data(intent: Intent) -> dict[str, Any]:
 
 class IntentCreateApi(ApiView):
     required_scope = ApiKeyScope.INTENTS_WRITE
-    throttle_classes = [TenantRateThrottle]
 
     @extend_schema(
         operation_id="intents_create",
