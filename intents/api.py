@@ -40,6 +40,7 @@ from .serializers import (
     IntentOutputSerializer,
     IntentPageSerializer,
     TargetOutputSerializer,
+    intent_representation,
 )
 from .services import intent_cancel, intent_submit, validate_idempotency_key
 
@@ -125,7 +126,7 @@ def _intent_url(request: Request, intent: Intent) -> str:
 
 
 def _intent_data(intent: Intent) -> dict[str, Any]:
-    return IntentOutputSerializer(intent).data
+    return intent_representation(intent)
 
 
 class IntentCreateApi(ApiView):
@@ -274,7 +275,7 @@ class IntentListApi(ApiView):
         )
         return Response(
             {
-                "results": IntentOutputSerializer(page.results, many=True).data,
+                "results": [intent_representation(intent) for intent in page.results],
                 "next": page.next_url,
             }
         )

@@ -216,22 +216,29 @@ def intent_submit(
 
 
 def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> bool:
-    """The intake transaction: count the request, check the quota, INSERT; False when the
-    quota is reached (the request's count is still committed).
+    """The intake transaction: check the quota, INSERT, count the request; False when
+    the quota is reached (the request's count is still committed).
 
-    BEGIN, the rate-window UPDATE, the quota estimate's SELECT, the INSERT and COMMIT:
-    one commit. The rate window's row is locked from its UPDATE to the COMMIT, so a
-    tenant's submits in one window pass here one at a time, and each one's quota
-    estimate sees every earlier one's count (intents.selectors). Insert without a
-    lookup: the unique (tenant, idempotency key) index tells a new request from a
-    retry, which ``intent_submit`` answers after this transaction rolled back.
+    BEGIN, the quota estimate's SELECT, the INSERT, the rate-window UPDATE and COMMIT:
+    one commit. The UPDATE comes last because it locks the tenant's window row until
+    COMMIT, and every submit of the tenant in that minute waits for that row: last, it
+    is held for one statement and the commit, as when it committed on its own. A
+    request over the rate is refused by that UPDATE and its INSERT rolled back (the
+    price: a refused request costs an INSERT that is undone).
+
+    Insert without a lookup: the unique (tenant, idempotency key) index tells a new
+    request from a retry, which ``intent_submit`` answers after this transaction rolled
+    back. A lock that must hold the open-intent quota exactly under concurrency (the
+    tenant's row, ``select_for_update``) belongs first in this block, or, to leave the
+    submits far below the cap unserialised, just before the exact count in
+    ``open_intent_count_reaches``.
     """
     with transaction.atomic():
+        full = open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents)
+        if not full:
+            intent.save(force_insert=True)
         _count_request(tenant, now=now)
-        if open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents):
-            return False
-        intent.save(force_insert=True)
-    return True
+    return not full
 
 
 def _count_request(tenant: Tenant, *, now: dt.datetime | None = None) -> None:
