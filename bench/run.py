@@ -41,7 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import engine_extra
+from bench import engine_extra, intake_growth
 from bench.pg import BenchError, Server, db_clock, insert_intents, row, scalar, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 from portal.cli import positive
@@ -243,8 +243,10 @@ class Bench:
         return names
 
     # --- API
-    def api(self, kind: str, settings: str, *, api_key: str) -> dict:
+    def api(self, kind: str, settings: str, *, api_key: str, seed=None) -> dict:
+        """``seed(dbname)`` (optional) fills the fresh database first and returns seconds."""
         dbname = self.database(kind, template=self.template)
+        seed_seconds = seed(dbname) if seed is not None else None
         port = free_port()
         env = self.env(dbname, settings, BENCH_TENANT_ID=str(self.tenant_id))
         gunicorn = str(Path(PY).with_name("gunicorn"))
@@ -278,6 +280,9 @@ class Bench:
         result["server_cpu_ms_per_request"] = cpu * 1000 / answered if answered else None
         with self.server.connect(dbname) as conn:
             result["rows_inserted"] = scalar(conn, "SELECT count(*) FROM intents_intent")
+        result["seed_seconds"] = seed_seconds
+        if seed is not None:  # a big seeded database should not wait for the end of the run
+            self.drop_database(dbname)
         return result
 
 
@@ -349,6 +354,7 @@ def render(results: dict) -> str:
             f"{'  load generator CPU (s)':<34}{fmt(p['client_cpu_s'], 1):>12}"
             f"{fmt(f['client_cpu_s'], 1):>12}"
         )
+    lines += render_api_growth(results)
     lines += render_extra(results)
     notes = results.get("notes") or []
     if notes:
@@ -465,10 +471,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(flag, action="store_true")
     for flag in ("--skip-latency", "--skip-claim-scale", "--skip-lateness"):
         extra.add_argument(flag, action="store_true")
+    add_only_option(parser)
     args = parser.parse_args(argv)
+    apply_only(parser, args)
     if args.requests < 0 or args.warmup < 0:
         parser.error("--requests and --warmup must not be negative")
     return args
+
+
+# --only NAME,…: the sections to run, each named by its --skip-NAME flag.
+SECTIONS = ("engine", "latency", "api", "api-growth", "lateness", "claim-scale")
+
+
+def add_only_option(parser: argparse.ArgumentParser) -> None:
+    growth = parser.add_argument_group("intake cost growth (issue 13 item 5)")
+    growth.add_argument("--skip-api-growth", action="store_true")
+    growth.add_argument(
+        "--growth-sizes",
+        default=",".join(str(n) for n in intake_growth.DEFAULT_SIZES),
+        help="intents stored before each API run, comma-separated (first: the baseline)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="SECTIONS",
+        help=f"run only these sections, comma-separated, from: {', '.join(SECTIONS)}",
+    )
+
+
+def apply_only(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--only api`` is ``--skip-`` every other section."""
+    if not args.only:
+        return
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}; use {SECTIONS}")
+    for name in SECTIONS:
+        if name not in chosen:
+            setattr(args, "skip_" + name.replace("-", "_"), True)
 
 
 def code_version() -> dict:
@@ -549,6 +590,7 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
                     results["notes"].append(
                         f"API {label}: non-2xx {bad} errors {r['errors']} {r['first_error']}"
                     )
+        run_api_growth(args, bench, results)
         run_extra(args, bench, results)
     finally:
         bench.children.stop_all()
@@ -585,6 +627,33 @@ def run_latency(args: argparse.Namespace, bench: Bench, results: dict) -> None:
         r["ratio_to_serial_bound"] = ratio(r["messages_per_s"], r["serial_bound_per_s"])
         results["engine_latency"] = r
         note_shortfall(results, "engine at latency", r)
+
+
+def run_api_growth(args: argparse.Namespace, bench: Bench, results: dict) -> None:
+    """Issue 13 item 5: API p99 with intents already stored, and bytes per row."""
+    if args.skip_api_growth:
+        return
+    sizes = tuple(int(n) for n in args.growth_sizes.split(",") if n.strip())
+    r = intake_growth.growth(bench, sizes=sizes)
+    results["api_growth"] = r
+    for run_ in r["runs"]:
+        bad = {k: v for k, v in run_["statuses"].items() if k not in ("200", "201")}
+        if bad or run_["errors"]:
+            results["notes"].append(
+                f"API growth {run_['stored']:,}: non-2xx {bad} errors {run_['errors']}"
+            )
+
+
+def render_api_growth(results: dict) -> list[str]:
+    growth = results.get("api_growth")
+    if not growth or not growth["runs"]:
+        return []
+    return [
+        "",
+        f"{'intake cost growth':<34}{'value':>12}{'baseline':>12}{'ratio':>8}{'target':>9}",
+        "-" * 75,
+        *intake_growth.render(growth),
+    ]
 
 
 def run_extra(args: argparse.Namespace, bench: Bench, results: dict) -> None:

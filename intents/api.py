@@ -22,7 +22,6 @@ from rest_framework.response import Response
 from portal.accounts.models import ApiKeyScope, Tenant
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate_newest_first
 from portal.api.schema import REQUEST_ID_HEADER, RETRY_AFTER_HEADER, problem_responses
-from portal.api.throttling import TenantRateThrottle
 from portal.api.views import ApiView
 from portal.errors import InvalidRequest
 
@@ -41,6 +40,7 @@ from .serializers import (
     IntentOutputSerializer,
     IntentPageSerializer,
     TargetOutputSerializer,
+    intent_representation,
 )
 from .services import intent_cancel, intent_submit, validate_idempotency_key
 
@@ -126,12 +126,11 @@ def _intent_url(request: Request, intent: Intent) -> str:
 
 
 def _intent_data(intent: Intent) -> dict[str, Any]:
-    return IntentOutputSerializer(intent).data
+    return intent_representation(intent)
 
 
 class IntentCreateApi(ApiView):
     required_scope = ApiKeyScope.INTENTS_WRITE
-    throttle_classes = [TenantRateThrottle]
 
     @extend_schema(
         operation_id="intents_create",
@@ -276,7 +275,7 @@ class IntentListApi(ApiView):
         )
         return Response(
             {
-                "results": IntentOutputSerializer(page.results, many=True).data,
+                "results": [intent_representation(intent) for intent in page.results],
                 "next": page.next_url,
             }
         )

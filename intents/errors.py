@@ -44,6 +44,15 @@ class QuotaExceeded(DomainError):
         self.retry_after_s = retry_after_s
 
 
+class RateLimited(DomainError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class AlreadyTerminal(DomainError):
     code = "already_terminal"
     title = "Intent already finished"

@@ -17,6 +17,7 @@ from portal.observability.logging import REDACTED, redact
 
 from .errors import IntentNotFound
 from .models import OPEN_STATUSES, Attempt, Intent, IntentStatus, Target, TargetRevision
+from .rate_window import windows_count_since
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
 CLAIM_FIELDS = ("id", "public_id", "correlation_id", "next_attempt_at", "attempt_timeout_s")
@@ -58,18 +59,21 @@ def intent_by_idempotency_key(*, tenant_id: int, key: str) -> Intent | None:
 #     open now <= open at the count + intents created since (the count - margin)
 #
 # Intents only become open by being created (or by a replay, see below), so the right
-# side never under-counts; closing only makes it looser. The second term is a range
-# over intent_tenant_created_idx (tenant, created_at) covering the last few seconds of
-# the tenant's intake, read only up to the headroom left under the cap, so it does not
-# grow with the backlog. Only when the bound reaches the cap, or the count is older
-# than OPEN_COUNT_MAX_AGE, is the tenant counted exactly again (reading at most ``cap``
-# rows, as before): a submit is never admitted on an estimate at or above the cap.
+# side never under-counts; closing only makes it looser. The second term is bounded by
+# the tenant's rate windows: ``intent_submit`` counts every request in the window of
+# its minute inside the transaction that stores its intent, so the windows from the
+# one holding (count - margin) on hold at least every intent created since (plus the
+# requests refused after counting, which only loosens the bound). Reading them is one
+# SELECT of at most two rows (intents.rate_window.windows_count_since), whatever the
+# backlog or the intake rate. Only when the bound reaches the cap, or the count is
+# older than OPEN_COUNT_MAX_AGE, is the tenant counted exactly again (reading at most
+# ``cap`` rows): a submit is never admitted on an estimate at or above the cap.
 #
 # The margin covers a creating transaction that committed after the count started
-# (its created_at is stamped before its INSERT) and clock skew between web machines.
-# A replay re-opens intents without creating them; the process that runs it drops its
-# own count, others notice within OPEN_COUNT_MAX_AGE (a replay is not checked against
-# the quota either).
+# (its window is the minute of its request, stamped before it commits) and clock skew
+# between web machines. A replay re-opens intents without creating them; the process
+# that runs it drops its own count, others notice within OPEN_COUNT_MAX_AGE (a replay
+# is not checked against the quota either).
 
 OPEN_COUNT_MAX_AGE = dt.timedelta(seconds=5)
 OPEN_COUNT_MARGIN = dt.timedelta(seconds=5)
@@ -94,21 +98,6 @@ def open_intent_count_exact(*, tenant_id: int, cap: int) -> int:
     )
 
 
-def intents_created_since_reach(*, tenant_id: int, since: dt.datetime, limit: int) -> bool:
-    """True when the tenant created at least ``limit`` intents at or after ``since``.
-
-    Seeks intent_tenant_created_idx and reads at most ``limit`` entries: a COUNT over
-    TOP/LIMIT, not OFFSET, which SQL Server would only take with an ORDER BY.
-    """
-    created = (
-        Intent.objects.filter(tenant_id=tenant_id, created_at__gte=since)
-        .order_by()
-        .values("id")[:limit]
-        .count()
-    )
-    return created >= limit
-
-
 def open_intent_count_reaches(*, tenant_id: int, cap: int) -> bool:
     """True when the tenant has at least ``cap`` open intents (see the notes above)."""
     if cap <= 0:
@@ -117,8 +106,10 @@ def open_intent_count_reaches(*, tenant_id: int, cap: int) -> bool:
     known = _open_counts.get(tenant_id)
     if known is not None and known.as_of <= now < known.as_of + OPEN_COUNT_MAX_AGE:
         headroom = cap - known.count
-        if headroom > 0 and not intents_created_since_reach(
-            tenant_id=tenant_id, since=known.as_of - OPEN_COUNT_MARGIN, limit=headroom
+        if (
+            headroom > 0
+            and windows_count_since(tenant_id=tenant_id, since=known.as_of - OPEN_COUNT_MARGIN)
+            < headroom
         ):
             return False
     count = open_intent_count_exact(tenant_id=tenant_id, cap=cap)
@@ -171,9 +162,12 @@ def active_target_with_revision(*, key: str, fresh: bool = False) -> Target | No
 
 
 def intake_caches_clear(**_: object) -> None:
-    """Forget every cached target and open-intent count of this process."""
+    """Forget every cached target, open-intent count and verified API key of this process."""
+    from portal.accounts.authentication import verified_keys
+
     _targets.clear()
     _open_counts.clear()
+    verified_keys.clear()
 
 
 def _registry_changed(**_: object) -> None:

@@ -25,10 +25,12 @@ from .errors import (
     IntentNotFound,
     PayloadInvalid,
     QuotaExceeded,
+    RateLimited,
     TargetNotAllowed,
     TargetUnknown,
 )
 from .models import DEAD_LETTER_STATUSES, Intent, IntentStatus, ReasonCode, Target
+from .rate_window import rate_window_hit
 from .registry import VERSION_PATTERN, is_compatible, payload_errors
 from .selectors import (
     active_target_with_revision,
@@ -180,13 +182,11 @@ def intent_submit(
             payload=payload,
             deadline_seconds=deadline_seconds,
         )
-    except DomainError:
-        # Any refusal (validation, target, contract, payload, quota): a retried request
-        # is answered from what it created, whatever changed since.
-        existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
-        if existing is not None:
-            return _replay_or_conflict(existing, request=request)
-        raise
+    except DomainError as refusal:
+        # Any refusal (validation, target, contract, payload): a retried request is
+        # answered from what it created, whatever changed since.
+        _count_request(tenant)
+        return _replay_or_raise(refusal, tenant=tenant, key=key, request=request)
 
     revision = target.revision
     now = clock.now()
@@ -212,19 +212,72 @@ def intent_submit(
         created_at=now,
         updated_at=now,
     )
-    # Insert first: the unique (tenant, idempotency key) index decides between a new
-    # request and a retry, so a new one costs no lookup and concurrent ones cannot both
-    # win.
     try:
-        _insert(intent)
+        stored = _store(intent, tenant=tenant, now=now)
     except IntegrityError:
+        # The unique (tenant, idempotency key) index: a retry, or the loser of a race.
+        # Its transaction rolled back, the request's count with it: count it again.
+        _count_request(tenant)
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is None:
             raise
         return _replay_or_conflict(existing, request=request)
+    if not stored:
+        quota = QuotaExceeded(
+            f"This tenant already has {tenant.max_open_intents} open intents; "
+            "wait for some to finish."
+        )
+        return _replay_or_raise(quota, tenant=tenant, key=key, request=request)
     INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
     lifecycle.submitted(intent)
     return SubmitResult(intent=intent, created=True)
+
+
+def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> bool:
+    """The intake transaction: check the quota, INSERT, count the request; False when
+    the quota is reached (the request's count is still committed).
+
+    BEGIN, the quota estimate's SELECT, the INSERT, the rate-window UPDATE and COMMIT:
+    one commit. The UPDATE comes last because it locks the tenant's window row until
+    COMMIT, and every submit of the tenant in that minute waits for that row: last, it
+    is held for one statement and the commit, as when it committed on its own. A
+    request over the rate is refused by that UPDATE and its INSERT rolled back (the
+    price: a refused request costs an INSERT that is undone).
+
+    Insert without a lookup: the unique (tenant, idempotency key) index tells a new
+    request from a retry, which ``intent_submit`` answers after this transaction rolled
+    back. A lock that must hold the open-intent quota exactly under concurrency (the
+    tenant's row, ``select_for_update``) belongs first in this block, or, to leave the
+    submits far below the cap unserialised, just before the exact count in
+    ``open_intent_count_reaches``.
+    """
+    with transaction.atomic():
+        full = open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents)
+        if not full:
+            intent.save(force_insert=True)
+        _count_request(tenant, now=now)
+    return not full
+
+
+def _count_request(tenant: Tenant, *, now: dt.datetime | None = None) -> None:
+    """Count one submit in the tenant's rate window, or refuse it (429 rate_limited)."""
+    decision = rate_window_hit(
+        tenant=tenant, limit=tenant.rate_limit_per_minute, now=now or clock.now()
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            "Request rate limit for this tenant exceeded; retry after Retry-After seconds.",
+            retry_after_s=decision.retry_after_s,
+        )
+
+
+def _replay_or_raise(
+    refusal: DomainError, *, tenant: Tenant, key: str, request: _RequestShape
+) -> SubmitResult:
+    existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
+    if existing is None:
+        raise refusal
+    return _replay_or_conflict(existing, request=request)
 
 
 def _admissible(
@@ -235,7 +288,11 @@ def _admissible(
     payload: Any,
     deadline_seconds: float | None,
 ) -> tuple[Target, dict[str, Any], float]:
-    """The target, the effective contract and the deadline in seconds, or why not."""
+    """The target, the effective contract and the deadline in seconds, or why not.
+
+    Reads nothing from the database while the target is cached: the quota is checked
+    in the intake transaction (``_store``).
+    """
     target = _resolve_target(
         tenant=tenant, target_key=target_key, contract_version=contract_version
     )
@@ -255,22 +312,7 @@ def _admissible(
                 f"deadline_seconds may only shorten the target's deadline of {deadline_s:g} s."
             )
         deadline_s = float(deadline_seconds)
-    if open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents):
-        raise QuotaExceeded(
-            f"This tenant already has {tenant.max_open_intents} open intents; "
-            "wait for some to finish."
-        )
     return target, contract, deadline_s
-
-
-def _insert(intent: Intent) -> None:
-    """One INSERT. In autocommit it commits itself (no BEGIN/COMMIT round trips); inside
-    a caller's transaction a savepoint keeps a duplicate key from breaking it."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            intent.save(force_insert=True)
-    else:
-        intent.save(force_insert=True)
 
 
 def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:

@@ -33,6 +33,10 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            # No session, so nobody logged in by one (an API request carries a Bearer
+            # key): skip resolving the lazy user and its session on every API request.
+            return self.get_response(request)
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and self._expired(request):
             # Read back by the user_logged_out handler (signals.py) for the audit event.

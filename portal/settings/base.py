@@ -216,6 +216,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
+# How long a web process trusts an API key it verified (0: never cached). A revoked key,
+# a disabled tenant or a changed tenant limit takes effect in the other processes within
+# this many seconds; in the process that saved the change, at once (docs/performance.md).
+API_KEY_CACHE_TTL_S = env.float("API_KEY_CACHE_TTL_S", default=5.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES * 2, 2_621_440)
 
 # --- Delivery engine

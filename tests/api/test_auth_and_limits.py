@@ -142,8 +142,12 @@ def test_rate_window_reopens_after_a_minute(tenant, submit):
         assert refused["Retry-After"] == "1"
     with time_machine.travel(dt.datetime(2026, 1, 5, 12, 1, 0, tzinfo=dt.UTC), tick=False):
         assert submit().status_code == 201
-    # Past windows are dropped when a new one opens.
-    assert ApiRateWindow.objects.count() == 1
+    # The previous window is kept (the quota estimate reads it back), older ones are
+    # dropped when a new one opens.
+    assert ApiRateWindow.objects.count() == 2
+    with time_machine.travel(dt.datetime(2026, 1, 5, 12, 2, 0, tzinfo=dt.UTC), tick=False):
+        assert submit().status_code == 201
+    assert sorted(w.window_start.minute for w in ApiRateWindow.objects.all()) == [1, 2]
 
 
 def test_rate_limit_is_per_tenant(tenant, submit, other_api):
@@ -190,9 +194,9 @@ def test_replay_of_an_existing_key_is_answered_even_at_the_quota(tenant, submit)
 
 def test_a_window_opened_concurrently_still_admits_below_the_limit(tenant):
     """The first UPDATE finds no row; another process opens the window before we look."""
-    from portal.api import throttling
+    from intents import rate_window
 
-    real_increment = throttling._increment_below_limit
+    real_increment = rate_window._increment_below_limit
     now = dt.datetime(2026, 1, 5, 12, 0, 30, tzinfo=dt.UTC)
     calls = []
 
@@ -203,12 +207,12 @@ def test_a_window_opened_concurrently_still_admits_below_the_limit(tenant):
             return False
         return real_increment(tenant_, start, limit)
 
-    with mock.patch.object(throttling, "_increment_below_limit", racing_increment):
-        decision = throttling.rate_window_hit(tenant=tenant, limit=5, now=now)
+    with mock.patch.object(rate_window, "_increment_below_limit", racing_increment):
+        decision = rate_window.rate_window_hit(tenant=tenant, limit=5, now=now)
     assert decision.allowed
     assert ApiRateWindow.objects.get().count == 2
     # A window that really is full still refuses, with the time left in it.
     ApiRateWindow.objects.update(count=5)
-    refused = throttling.rate_window_hit(tenant=tenant, limit=5, now=now)
+    refused = rate_window.rate_window_hit(tenant=tenant, limit=5, now=now)
     assert not refused.allowed
     assert refused.retry_after_s == 30

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 
 from intents import errors, selectors
-from intents.models import OPEN_STATUSES, Intent, IntentStatus, Target, TargetRevision
+from intents.models import (
+    OPEN_STATUSES,
+    ApiRateWindow,
+    Intent,
+    IntentStatus,
+    Target,
+    TargetRevision,
+)
 from intents.services import intent_cancel, intent_submit
 
 pytestmark = pytest.mark.django_db
@@ -46,25 +54,27 @@ def open_count(tenant) -> int:
 def test_the_cap_holds_exactly_while_most_checks_skip_the_exact_count(
     tenant, targets, frozen_clock, exact_counts
 ):
-    tenant.max_open_intents = 5
+    tenant.max_open_intents = 20
     tenant.save(update_fields=["max_open_intents"])
-    for n in range(5):
+    for n in range(10):
         assert submit(tenant, f"k{n}").created
-    # One exact count (the first submit); the next four were admitted on the estimate.
+    # One exact count (the first submit); the next nine were admitted on the estimate.
     assert len(exact_counts) == 1
 
+    for n in range(10, 20):
+        assert submit(tenant, f"k{n}").created
     with pytest.raises(errors.QuotaExceeded):
-        submit(tenant, "k5")
-    assert open_count(tenant) == 5
-    # The estimate reached the cap, so the refusal was decided by an exact count.
-    assert len(exact_counts) == 2
+        submit(tenant, "k20")
+    assert open_count(tenant) == 20
+    # Near the cap the estimate reaches it, so the refusal was decided by an exact count.
+    assert exact_counts[-1] == {"tenant_id": tenant.pk, "cap": 20}
 
     # Capacity freed anywhere is seen at once: near the cap every check counts.
     intent_cancel(tenant=tenant, public_id=Intent.objects.get(idempotency_key="k0").public_id)
-    assert submit(tenant, "k6").created
+    assert submit(tenant, "k21").created
     with pytest.raises(errors.QuotaExceeded):
-        submit(tenant, "k7")
-    assert open_count(tenant) == 5
+        submit(tenant, "k22")
+    assert open_count(tenant) == 20
 
 
 def test_intents_created_by_other_processes_count_against_the_estimate(
@@ -72,17 +82,16 @@ def test_intents_created_by_other_processes_count_against_the_estimate(
 ):
     tenant.max_open_intents = 3
     tenant.save(update_fields=["max_open_intents"])
-    first = submit(tenant, "mine").intent
-    # Another web process creates two intents after this process counted.
+    submit(tenant, "mine")
+    this_process = dict(selectors._open_counts)  # counted here: 0 open, before "mine"
+    # Another web process submits two intents: its own count, not this one's.
+    selectors._open_counts.clear()
     for key in ("theirs-1", "theirs-2"):
-        Intent.objects.create(
-            **{
-                field.name: getattr(first, field.name)
-                for field in Intent._meta.concrete_fields
-                if field.name not in ("id", "public_id", "idempotency_key")
-            },
-            idempotency_key=key,
-        )
+        submit(tenant, key)
+    selectors._open_counts.clear()
+    selectors._open_counts.update(this_process)
+    # Their requests are in the shared rate window, so this process's bound reaches the
+    # cap and it counts exactly.
     with pytest.raises(errors.QuotaExceeded):
         submit(tenant, "one-too-many")
     assert open_count(tenant) == 3
@@ -91,29 +100,36 @@ def test_intents_created_by_other_processes_count_against_the_estimate(
 def test_a_backlog_created_before_the_count_is_not_read_again(
     tenant, targets, frozen_clock, exact_counts, monkeypatch
 ):
-    """Far below the cap, a check reads only the last seconds' intake, not the backlog."""
+    """Far below the cap, a check reads the tenant's rate windows, not its intents."""
     tenant.max_open_intents = 1_000
     tenant.save(update_fields=["max_open_intents"])
     submit(tenant, "first")
     counted_at = frozen_clock.now
     frozen_clock.advance(1)
     checks = []
-    real = selectors.intents_created_since_reach
+    real = selectors.windows_count_since
 
     def spy(**kwargs):
         checks.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(selectors, "intents_created_since_reach", spy)
+    monkeypatch.setattr(selectors, "windows_count_since", spy)
     assert submit(tenant, "second").created
     assert len(exact_counts) == 1
-    assert checks == [
-        {
-            "tenant_id": tenant.pk,
-            "since": counted_at - selectors.OPEN_COUNT_MARGIN,
-            "limit": 1_000,  # the headroom under the cap: reads at most this many
-        }
-    ]
+    assert checks == [{"tenant_id": tenant.pk, "since": counted_at - selectors.OPEN_COUNT_MARGIN}]
+
+
+def test_requests_counted_in_the_windows_bound_the_estimate(
+    tenant, targets, frozen_clock, exact_counts
+):
+    """Requests counted since the count (even refused ones) only make it count sooner."""
+    tenant.max_open_intents = 4
+    tenant.save(update_fields=["max_open_intents"])
+    submit(tenant, "a")
+    ApiRateWindow.objects.update(count=F("count") + 3)  # three more requests, elsewhere
+    submit(tenant, "b")
+    assert len(exact_counts) == 2  # 0 counted + 5 requests since >= 4: counted again
+    assert open_count(tenant) == 2
 
 
 def test_an_old_count_is_taken_again(tenant, targets, frozen_clock, exact_counts):

@@ -1,4 +1,4 @@
-"""The open-intent quota's statements as mssql-django sends them (see test_hot_queries_tsql)."""
+"""The intake's rate and quota statements as mssql-django sends them (see test_hot_queries_tsql)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from intents import selectors
+from intents import rate_window, selectors
 from intents.models import Intent
+from portal.accounts.models import Tenant
 
 from .offline import SQL_SERVER_VERSIONS, as_default
-from .query_shape import Bound, fit, shape
+from .query_shape import fit, shape
 
 SINCE = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
+SINCE_MID_MINUTE = SINCE + dt.timedelta(seconds=42)
 
 pytestmark = pytest.mark.parametrize("version", SQL_SERVER_VERSIONS, ids=lambda v: f"sql{v}")
 
@@ -39,20 +41,27 @@ def inner_select(sql: str, params: tuple):
     return shape(subquery.this.sql(dialect="tsql"), params)
 
 
-def test_recent_intake_seeks_the_tenant_created_index(version):
+def test_the_quota_bound_reads_the_tenant_rate_windows_by_their_unique_key(version):
     sql, params = sent(
-        version,
-        lambda: selectors.intents_created_since_reach(tenant_id=3, since=SINCE, limit=40),
+        version, lambda: rate_window.windows_count_since(tenant_id=3, since=SINCE_MID_MINUTE)
     )
-    statement = inner_select(sql, params)
-    created = fit(statement, Intent, "intent_tenant_created_idx")
+    assert sql == (
+        "SELECT SUM([count]) FROM [intents_apiratewindow] "
+        "WHERE [tenant_id] = ? AND [window_start] >= ?"
+    )
+    # From the start of the minute that holds `since`: that window may hold intents
+    # created after it.
+    assert params[0] == 3 and params[1].replace(tzinfo=None) == SINCE.replace(tzinfo=None)
 
-    assert statement.conjunctive
-    assert statement.top == 40  # reads at most the headroom
-    assert created.equality_prefix == ("tenant_id",)
-    assert created.range_column == "created_at"
-    assert statement.predicates["created_at"] == [(">=", Bound(SINCE))]
-    assert created.usable_by_cached_plan
+
+def test_the_rate_count_is_one_conditional_update_of_the_window_row(version):
+    tenant = Tenant(pk=3, name="t")
+    sql, params = sent(version, lambda: rate_window._increment_below_limit(tenant, SINCE, 600))
+    assert sql == (
+        "UPDATE [intents_apiratewindow] SET [count] = [count] + 1 "
+        "WHERE [tenant_id] = ? AND [window_start] = ? AND [count] < ?"
+    )
+    assert params[0] == 3 and params[2] == 600
 
 
 def test_exact_count_reads_at_most_the_cap(version):

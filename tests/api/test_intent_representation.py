@@ -1,0 +1,39 @@
+"""The shared output serializer renders exactly what a fresh one per intent renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from intents.models import IntentStatus, ReasonCode
+from intents.serializers import IntentOutputSerializer, intent_representation
+from intents.services import intent_submit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_shared_serializer_matches_a_fresh_one_in_every_state(tenant, targets, frozen_clock):
+    intent = intent_submit(
+        tenant=tenant,
+        idempotency_key="k",
+        target_key="sms.otp",
+        contract_version="1.0",
+        payload={"to": "+15550100001", "text": "hi"},
+        metadata={"order": "A-17"},
+    ).intent
+    pending = intent_representation(intent)
+    assert pending == dict(IntentOutputSerializer(intent).data)
+    assert pending["reason_code"] is None and pending["gateway_message_id"] is None
+
+    intent.status = IntentStatus.ACCEPTED
+    intent.reason_code = ReasonCode.GATEWAY_ACCEPTED
+    intent.gateway_message_id = "gw-1"
+    intent.finished_at = frozen_clock.now + dt.timedelta(seconds=3)
+    intent.next_attempt_at = None
+    intent.attempts_count = 2
+    accepted = intent_representation(intent)
+    assert accepted == dict(IntentOutputSerializer(intent).data)
+    assert accepted["reason_code"] == "gateway_accepted"
+    assert accepted["finished_at"] == "2026-01-05T12:00:03Z"
+    assert pending != accepted  # nothing of one rendering leaked into the other
