@@ -41,7 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import engine_extra
+from bench import engine_extra, scale_figures
 from bench.pg import BenchError, Server, db_clock, insert_intents, row, scalar, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 from portal.cli import positive
@@ -350,6 +350,7 @@ def render(results: dict) -> str:
             f"{fmt(f['client_cpu_s'], 1):>12}"
         )
     lines += render_extra(results)
+    lines += scale_figures.render(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", *[f"note: {n}" for n in notes]]
@@ -465,6 +466,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(flag, action="store_true")
     for flag in ("--skip-latency", "--skip-claim-scale", "--skip-lateness"):
         extra.add_argument(flag, action="store_true")
+    scale_figures.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.requests < 0 or args.warmup < 0:
         parser.error("--requests and --warmup must not be negative")
@@ -550,6 +552,7 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
                         f"API {label}: non-2xx {bad} errors {r['errors']} {r['first_error']}"
                     )
         run_extra(args, bench, results)
+        scale_figures.run(args, bench, results)
     finally:
         bench.children.stop_all()
         bench.drop_databases()
