@@ -128,7 +128,9 @@ def _time_claims(claims: int, warmup: int) -> dict:
 
     for _ in range(warmup):
         one()
-    times, claimed, statements, timed = [], 0, 0, []
+    times: list[float] = []
+    timed: list = []
+    claimed = statements = 0
     for _ in range(claims):
         elapsed, claimed, statements, timed = one()
         times.append(elapsed * 1000)
