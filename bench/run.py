@@ -41,7 +41,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import engine_extra, intake_growth
+from bench import engine_extra, intake_growth, scale_figures
 from bench.pg import BenchError, Server, db_clock, insert_intents, row, scalar, tenant_id
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 from portal.cli import positive
@@ -356,6 +356,7 @@ def render(results: dict) -> str:
         )
     lines += render_api_growth(results)
     lines += render_extra(results)
+    lines += scale_figures.render(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", *[f"note: {n}" for n in notes]]
@@ -472,6 +473,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for flag in ("--skip-latency", "--skip-claim-scale", "--skip-lateness"):
         extra.add_argument(flag, action="store_true")
     add_only_option(parser)
+    scale_figures.add_arguments(parser)
     args = parser.parse_args(argv)
     apply_only(parser, args)
     if args.requests < 0 or args.warmup < 0:
@@ -480,7 +482,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # --only NAME,…: the sections to run, each named by its --skip-NAME flag.
-SECTIONS = ("engine", "latency", "api", "api-growth", "lateness", "claim-scale")
+SECTIONS = (
+    "engine",
+    "latency",
+    "api",
+    "api-growth",
+    "lateness",
+    "claim-scale",
+    "claim-tenants",
+    "peers",
+    "memory",
+)
 
 
 def add_only_option(parser: argparse.ArgumentParser) -> None:
@@ -592,6 +604,7 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
                     )
         run_api_growth(args, bench, results)
         run_extra(args, bench, results)
+        scale_figures.run(args, bench, results)
     finally:
         bench.children.stop_all()
         bench.drop_databases()

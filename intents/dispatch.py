@@ -19,13 +19,13 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from portal import clock
-from portal.accounts.models import Tenant
 from portal.observability import lifecycle, metrics
 from portal.observability.services import dispatcher_tick
 
+from .due_tenants import DueTenants
 from .execution import execute_batch, sweep_expired_leases
 from .models import Intent, IntentStatus
-from .selectors import due_intents_for_claim
+from .selectors import due_intents_for_claim, lock_due_intents, ranked_due_intents
 
 logger = logging.getLogger("intents.dispatch")
 
@@ -44,37 +44,57 @@ def new_lease_token(worker_id: str) -> str:
 def claim_batch(
     *, tenant_ids: list[int], batch_size: int, worker_id: str, lease_margin_s: float
 ) -> ClaimedBatch | None:
-    """Lease up to ``batch_size`` due intents, shared fairly between tenants.
+    """Lease up to ``batch_size`` due intents of these tenants, shared fairly between them.
 
-    Each tenant with due work gets an equal share of the batch; what a tenant cannot use
-    is offered again to those that filled theirs. So a tenant with a huge backlog cannot
-    delay another tenant's intent by more than one batch.
+    One claim over a fixed list of tenants (tests, the bench); the dispatcher keeps a
+    ``DueTenants`` across claims instead (``claim_from``).
+    """
+    return claim_from(
+        DueTenants(tenant_ids, refreshing=False),
+        batch_size=batch_size,
+        worker_id=worker_id,
+        lease_margin_s=lease_margin_s,
+    )
+
+
+def claim_from(
+    tenants: DueTenants, *, batch_size: int, worker_id: str, lease_margin_s: float
+) -> ClaimedBatch | None:
+    """Lease up to ``batch_size`` due intents from the next tenants in rotation.
+
+    The next ``batch_size`` tenants with due work (at most) each get an equal share of
+    the batch; what a tenant cannot use is offered again to those that filled theirs.
+    Visited tenants go to the back of the rotation (or leave it, with nothing left), so
+    with more tenants than the batch has room for, every one is served within
+    ⌈tenants / batch size⌉ batches, and a tenant with a huge backlog cannot delay
+    another tenant's intent by more than that. The statements per claim depend on the
+    tenants visited that have a big backlog (one seek each), never on tenants with
+    nothing due.
     """
     token = new_lease_token(worker_id)
     with transaction.atomic():
         now = clock.db_now()
+        tenants.refresh(now)
         claimed: list[Intent] = []
         remaining = batch_size
-        active = list(tenant_ids)
+        active = tenants.next_up(batch_size)
+        visits: dict[int, tuple[bool, int | None]] = {}
         while remaining > 0 and active:
-            share = max(1, remaining // len(active))
-            this_round: list[Intent] = []
-            still_hungry = []
-            for tenant_id in active:
-                if remaining <= 0:
-                    break
-                limit = min(share, remaining)
-                rows = list(due_intents_for_claim(tenant_id=tenant_id, now=now, limit=limit))
-                this_round.extend(rows)
-                remaining -= len(rows)
-                if len(rows) == limit:
-                    still_hungry.append(tenant_id)
+            active = active[:remaining]
+            share = remaining // len(active)
+            this_round, found = _claim_round(tenants, active, share=share, now=now)
             if this_round:
                 # Leased before the next round, so a second look at a tenant cannot
                 # return what this transaction already took.
                 _lease(this_round, token=token, now=now, lease_margin_s=lease_margin_s)
                 claimed.extend(this_round)
-            active = still_hungry
+                remaining -= len(this_round)
+            for tenant_id, (more, due_count) in found.items():
+                counted = visits.get(tenant_id, (False, None))[1]  # a seek does not count
+                visits[tenant_id] = (more, counted if due_count is None else due_count)
+            active = [t for t in active if found[t][0]]
+        for tenant_id, (more, due_count) in visits.items():
+            tenants.visited(tenant_id, more=more, due_count=due_count)
         if not claimed:
             return None
     for intent in claimed:
@@ -82,6 +102,37 @@ def claim_batch(
         metrics.DISPATCH_LAG.observe(max((now - due_at).total_seconds(), 0.0))
     lifecycle.claimed(claimed, lease_token=token, now=now)
     return ClaimedBatch(lease_token=token, intent_ids=[i.id for i in claimed], claimed_at=now)
+
+
+def _claim_round(
+    tenants: DueTenants, active: list[int], *, share: int, now: dt.datetime
+) -> tuple[list[Intent], dict[int, tuple[bool, int | None]]]:
+    """Up to ``share`` locked due intents of each tenant.
+
+    Returns them with, per tenant, (has more due work, its due count when known).
+    Tenants with a small backlog go together through one ranked query; a heavy tenant,
+    or a lone one, through one bounded seek.
+    """
+    light = [t for t in active if not tenants.is_heavy(t)]
+    seek = [t for t in active if tenants.is_heavy(t)]
+    if len(light) < 2:
+        seek, light = active, []
+    rows: list[Intent] = []
+    found: dict[int, tuple[bool, int | None]] = {}
+    if light:
+        chosen: list[int] = []
+        found = dict.fromkeys(light, (False, 0))
+        for ranked in ranked_due_intents(tenant_ids=light, now=now, limit=share):
+            found[ranked["tenant_id"]] = (ranked["due"] > share, ranked["due"])
+            if ranked["rank"] <= share:
+                chosen.append(ranked["id"])
+        if chosen:
+            rows.extend(lock_due_intents(ids=chosen, now=now))
+    for tenant_id in seek:
+        got = list(due_intents_for_claim(tenant_id=tenant_id, now=now, limit=share))
+        rows.extend(got)
+        found[tenant_id] = (len(got) == share, None)
+    return rows, found
 
 
 def _lease(intents: list[Intent], *, token: str, now: dt.datetime, lease_margin_s: float) -> None:
@@ -119,8 +170,6 @@ def default_worker_id(kind: str = "dispatcher") -> str:
 class Dispatcher:
     """The ``run_dispatcher`` loop: claim, hand off, sweep, each a method a test can call."""
 
-    TENANT_REFRESH_S = 5.0
-
     def __init__(
         self,
         *,
@@ -139,27 +188,13 @@ class Dispatcher:
             settings.SWEEP_INTERVAL_S if sweep_interval_s is None else sweep_interval_s
         )
         self.inline = inline  # execute in this process instead of through django-q2
-        self._tenants: list[int] = []
-        self._tenants_loaded_at = -1e9
-        self._rotation = 0
+        self.due_tenants = DueTenants()
         self._last_sweep = -1e9
         self.stop_event = threading.Event()
 
-    def tenant_order(self) -> list[int]:
-        """Active tenants, rotated every batch so none is always served first."""
-        if time.monotonic() - self._tenants_loaded_at > self.TENANT_REFRESH_S:
-            self._tenants = list(
-                Tenant.objects.filter(is_active=True).order_by("id").values_list("id", flat=True)
-            )
-            self._tenants_loaded_at = time.monotonic()
-        if not self._tenants:
-            return []
-        self._rotation = (self._rotation + 1) % len(self._tenants)
-        return self._tenants[self._rotation :] + self._tenants[: self._rotation]
-
     def claim_and_hand_off(self) -> int:
-        batch = claim_batch(
-            tenant_ids=self.tenant_order(),
+        batch = claim_from(
+            self.due_tenants,
             batch_size=self.batch_size,
             worker_id=self.worker_id,
             lease_margin_s=settings.LEASE_MARGIN_S,

@@ -7,8 +7,10 @@ import datetime as dt
 import json
 import time
 import uuid
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.db.models.signals import post_delete, post_save
 
 from portal import clock
@@ -35,6 +37,59 @@ def due_intents_for_claim(*, tenant_id: int, now: dt.datetime, limit: int) -> Qu
         .order_by("next_attempt_at")
         .only(*CLAIM_FIELDS)[:limit]
     )
+
+
+def ranked_due_intents(
+    *, tenant_ids: list[int], now: dt.datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` + 1 due intents of each tenant, oldest first, in one query.
+
+    Each row has ``id``, ``tenant_id``, its rank in its tenant (``rank``, from 1) and
+    the tenant's number of due intents (``due``). Not locked: a window function cannot
+    be combined with ``FOR UPDATE`` (PostgreSQL), so ``lock_due_intents`` locks the
+    chosen ids afterwards. Reads every due intent of these tenants once (the caller
+    sends only tenants with a small backlog here; see ``due_tenants.HEAVY_ROWS``).
+    """
+    ranked = (
+        Intent.objects.filter(
+            tenant_id__in=tenant_ids, status=IntentStatus.PENDING, next_attempt_at__lte=now
+        )
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                order_by=[F("next_attempt_at").asc(), F("id").asc()],
+                partition_by=[F("tenant_id")],
+            ),
+            due=Window(Count("id"), partition_by=[F("tenant_id")]),
+        )
+        .filter(rank__lte=limit + 1)
+        .values("id", "tenant_id", "rank", "due")
+    )
+    return [dict(row) for row in ranked]
+
+
+def lock_due_intents(*, ids: list[int], now: dt.datetime) -> QuerySet[Intent]:
+    """These intents, locked, skipping any another worker holds or claimed meanwhile."""
+    return (
+        Intent.objects.select_for_update(skip_locked=True)
+        .filter(id__in=ids, status=IntentStatus.PENDING, next_attempt_at__lte=now)
+        .order_by()
+        .only(*CLAIM_FIELDS)
+    )
+
+
+def tenants_with_due_work(*, now: dt.datetime, since: dt.datetime | None = None) -> list[int]:
+    """Active tenants with a pending intent due at ``now`` (due after ``since``, if given).
+
+    A range over ``intent_status_due_idx`` (status, next_attempt_at, tenant): it reads
+    due intents' index entries, never a row per tenant.
+    """
+    due = Intent.objects.filter(
+        status=IntentStatus.PENDING, next_attempt_at__lte=now, tenant__is_active=True
+    )
+    if since is not None:
+        due = due.filter(next_attempt_at__gt=since)
+    return list(due.order_by("tenant_id").values_list("tenant_id", flat=True).distinct())
 
 
 def expired_leases(*, now: dt.datetime, limit: int) -> QuerySet[Intent]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from . import execution
+from . import execution, inflight
 
 
-def execute_batch(lease_token: str, intent_ids: list[int]) -> int:
-    return execution.execute_batch(lease_token=lease_token, intent_ids=intent_ids)
+def execute_batch(lease_token: str, intent_ids: list[int]) -> int | None:
+    # Returns before the batch is done when several run per worker (intents/inflight.py).
+    return inflight.submit_batch(lease_token=lease_token, intent_ids=intent_ids)
 
 
 def sweep_expired_leases() -> int:

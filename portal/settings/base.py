@@ -244,6 +244,9 @@ DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)
 LEASE_MARGIN_S = env.float("LEASE_MARGIN_S", default=30.0)
+# Claimed batches one cluster worker process runs at once (intents/inflight.py): one
+# batch's gateway wait overlaps another's recording. 1 runs each batch inside its task.
+EXECUTION_BATCHES_IN_FLIGHT = env.int("EXECUTION_BATCHES_IN_FLIGHT", default=2)
 SWEEP_INTERVAL_S = env.float("SWEEP_INTERVAL_S", default=5.0)
 REPLAY_REQUEST_TTL_S = env.int("REPLAY_REQUEST_TTL_S", default=24 * 60 * 60)
 REPLAY_MAX_ITEMS = env.int("REPLAY_MAX_ITEMS", default=5000)  # dead letters per request

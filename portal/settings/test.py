@@ -25,3 +25,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "NAME": str(BASE_DIR / "var" / f"test-{_os.getpid()}.sqlite3")  # noqa: F405
     }
     (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+# Batches run inside their task, so a test sees the outcome when the task returns;
+# tests/engine/test_inflight.py covers the overlapped path.
+EXECUTION_BATCHES_IN_FLIGHT = 1

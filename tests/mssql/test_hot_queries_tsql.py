@@ -68,18 +68,60 @@ def claim_statements(version: int, *, tenant_ids: list[int], batch_size: int) ->
 
 
 def test_claim_takes_row_update_locks_and_skips_locked_rows(version):
-    statements = claim_statements(version, tenant_ids=[7, 9], batch_size=10)
+    # A lone tenant is claimed with one seek (a tenant with a small backlog among others
+    # goes through the ranked query and then lock_due_intents, below).
+    statements = claim_statements(version, tenant_ids=[7], batch_size=10)
 
     with as_default(version) as connection:
         assert connection.ops.for_update_sql(skip_locked=True) == SKIP_LOCKED_SQL
 
-    assert [s.table for s in statements] == ["intents_intent", "intents_intent"]
-    for statement, tenant_id in zip(statements, (7, 9), strict=True):
-        assert_plain_tsql(statement)
-        assert statement.hints == SKIP_LOCKED_HINTS
-        assert f"FROM [intents_intent] {SKIP_LOCKED_SQL} WHERE" in statement.sql
-        assert statement.top == 5  # each tenant's fair share of the batch
-        assert statement.predicates["tenant_id"] == [("=", Bound(tenant_id))]
+    assert [s.table for s in statements] == ["intents_intent"]
+    (statement,) = statements
+    assert_plain_tsql(statement)
+    assert statement.hints == SKIP_LOCKED_HINTS
+    assert f"FROM [intents_intent] {SKIP_LOCKED_SQL} WHERE" in statement.sql
+    assert statement.top == 10
+    assert statement.predicates["tenant_id"] == [("=", Bound(7))]
+
+
+def test_chosen_intents_are_locked_by_primary_key_skipping_locked_rows(version):
+    with as_default(version) as connection:
+        list(intent_selectors.lock_due_intents(ids=[11, 12], now=NOW))
+    statement = only_statement(connection, "intents_intent")
+
+    assert_plain_tsql(statement)
+    assert statement.hints == SKIP_LOCKED_HINTS
+    assert statement.predicates["id"] == [("IN", (Bound(11), Bound(12)))]
+
+
+def test_tenants_with_small_backlogs_are_ranked_in_one_window_query(version):
+    """Several tenants' shares in one statement: ROW_NUMBER per tenant, filtered outside."""
+    statements = claim_statements(version, tenant_ids=[7, 9, 11], batch_size=10)
+    assert len(statements) == 1  # the offline server ranks nothing: no lock follows
+    (statement,) = statements
+    assert not isinstance(statement.tree, sqlglot.exp.Command), statement.sql
+    sql = statement.sql
+    by_tenant = "OVER (PARTITION BY [intents_intent].[tenant_id]"
+    assert f"ROW_NUMBER() {by_tenant} ORDER BY [intents_intent].[next_attempt_at] ASC" in sql
+    assert f"COUNT_BIG([intents_intent].[id]) {by_tenant}" in sql
+    assert "[intents_intent].[tenant_id] IN (?, ?, ?)" in sql
+    assert "[intents_intent].[next_attempt_at] <= ?" in sql
+    assert "UPDLOCK" not in sql  # locked afterwards, by primary key
+    assert statement.predicates == {"rank": [("<=", Bound(4))]}  # its share (3) plus one
+
+
+def test_the_look_for_due_tenants_is_a_range_on_intent_status_due_idx(version):
+    with as_default(version) as connection:
+        intent_selectors.tenants_with_due_work(now=NOW, since=NOW - dt.timedelta(seconds=2))
+    sent = [shape(sql, params) for sql, params in queries(connection)]
+    (statement,) = [s for s in sent if s.table == "intents_intent"]
+    due = fit(statement, Intent, "intent_status_due_idx")
+
+    assert due.equality_prefix == ("status",)
+    assert due.range_column == "next_attempt_at"
+    assert sorted(statement.predicates["next_attempt_at"], key=str) == sorted(
+        [(">", Bound(NOW - dt.timedelta(seconds=2))), ("<=", Bound(NOW))], key=str
+    )
 
 
 def test_claim_states_intent_due_idx_keys_and_filter(version):
