@@ -17,13 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.api.pagination import (
-    DEFAULT_LIMIT,
-    MAX_CURSOR_YEAR,
-    MAX_LIMIT,
-    MIN_CURSOR_YEAR,
-    Cursor,
-)
+from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 from portal.api.schema import ClosedSerializer
 
 from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
@@ -283,14 +277,9 @@ class IntentListFilterSerializer(serializers.Serializer):
             parsed = parsed.replace(tzinfo=dt.UTC)
         # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows.
         try:
-            parsed = parsed.astimezone(dt.UTC)
+            return parsed.astimezone(dt.UTC)
         except OverflowError:
             raise serializers.ValidationError("Date-time out of range.") from None
-        if not MIN_CURSOR_YEAR <= parsed.year <= MAX_CURSOR_YEAR:
-            raise serializers.ValidationError(
-                f"Date-time out of range ({MIN_CURSOR_YEAR} to {MAX_CURSOR_YEAR})."
-            )
-        return parsed
 
     def validate_created_after(self, value: str) -> dt.datetime:
         return self._datetime(value)

@@ -189,35 +189,41 @@ def intent_submit(
         raise
 
     revision = target.revision
-    now = clock.now()
-    intent = Intent(
-        tenant=tenant,
-        idempotency_key=key,
-        target=target,
-        target_key=target.key,
-        requested_version=requested,
-        contract_version=revision.version,
-        target_revision=revision,
-        contract=contract,
-        payload=payload_bytes,
-        payload_sha256=sha,
-        metadata=metadata,
-        status=IntentStatus.PENDING,
-        max_attempts=contract["retry"]["max_attempts"],
-        attempt_timeout_s=contract["attempt_timeout_s"],
-        next_attempt_at=now,
-        deadline_at=now + dt.timedelta(seconds=deadline_s),
-        requested_deadline_s=request.deadline_seconds,
-        correlation_id=correlation_id,
-        created_at=now,
-        updated_at=now,
-    )
-    # Insert first: the unique (tenant, idempotency key) index decides between a new
-    # request and a retry, so a new one costs no lookup and concurrent ones cannot both
-    # win.
+    # The open-intent quota is checked and the intent inserted under a lock on the
+    # tenant row, so concurrent submits of one tenant are admitted one at a time and the
+    # cap holds exactly (PostgreSQL: FOR UPDATE; SQL Server: UPDLOCK, ROWLOCK; SQLite
+    # serialises every writer anyway). The unique (tenant, idempotency key) index still
+    # decides between a new request and a retry, so a new one costs no lookup.
     try:
-        _insert(intent)
-    except IntegrityError:
+        with transaction.atomic():
+            _tenant_admission_lock(tenant)
+            _open_intent_quota_check(tenant)
+            now = clock.now()
+            intent = Intent(
+                tenant=tenant,
+                idempotency_key=key,
+                target=target,
+                target_key=target.key,
+                requested_version=requested,
+                contract_version=revision.version,
+                target_revision=revision,
+                contract=contract,
+                payload=payload_bytes,
+                payload_sha256=sha,
+                metadata=metadata,
+                status=IntentStatus.PENDING,
+                max_attempts=contract["retry"]["max_attempts"],
+                attempt_timeout_s=contract["attempt_timeout_s"],
+                next_attempt_at=now,
+                deadline_at=now + dt.timedelta(seconds=deadline_s),
+                requested_deadline_s=request.deadline_seconds,
+                correlation_id=correlation_id,
+                created_at=now,
+                updated_at=now,
+            )
+            intent.save(force_insert=True)
+    except (QuotaExceeded, IntegrityError):
+        # A retry of an admitted request is answered from what it created, even at the cap.
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is None:
             raise
@@ -255,22 +261,20 @@ def _admissible(
                 f"deadline_seconds may only shorten the target's deadline of {deadline_s:g} s."
             )
         deadline_s = float(deadline_seconds)
+    return target, contract, deadline_s
+
+
+def _tenant_admission_lock(tenant: Tenant) -> None:
+    """Hold the tenant's row until the surrounding transaction ends."""
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk").first()
+
+
+def _open_intent_quota_check(tenant: Tenant) -> None:
     if open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents):
         raise QuotaExceeded(
             f"This tenant already has {tenant.max_open_intents} open intents; "
             "wait for some to finish."
         )
-    return target, contract, deadline_s
-
-
-def _insert(intent: Intent) -> None:
-    """One INSERT. In autocommit it commits itself (no BEGIN/COMMIT round trips); inside
-    a caller's transaction a savepoint keeps a duplicate key from breaking it."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            intent.save(force_insert=True)
-    else:
-        intent.save(force_insert=True)
 
 
 def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:

@@ -61,7 +61,20 @@ class TestApiListParameters:
         assert api.get("/api/v1/intents", **{name: value}).status_code == 200
 
     @pytest.mark.parametrize("name", ["created_after", "created_before"])
-    @pytest.mark.parametrize("value", [*OUT_OF_RANGE, "2026-01-05T12:00:00+99:99", "9" * 5000])
+    @pytest.mark.parametrize("value", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+    def test_a_time_filter_at_the_ends_of_the_calendar_is_fine(self, api, name, value):
+        assert api.get("/api/v1/intents", **{name: value}).status_code == 200
+
+    @pytest.mark.parametrize("name", ["created_after", "created_before"])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "2026-01-05T12:00:00+99:99",
+            "9" * 5000,
+        ],
+    )
     def test_an_out_of_range_time_filter_is_invalid_request(self, api, name, value):
         body = assert_problem(api.get("/api/v1/intents", **{name: value}), 400, "invalid_request")
         assert body["errors"][0]["parameter"] == name
