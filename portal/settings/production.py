@@ -30,10 +30,8 @@ if DEBUG:  # noqa: F405
 # take 43 base64 or 64 hex characters; anything shorter or repetitive is refused).
 AUDIT_HMAC_KEY_MIN_LENGTH = 32
 AUDIT_HMAC_KEY_MIN_UNIQUE = 10
-if (
-    len(AUDIT_HMAC_KEY) < AUDIT_HMAC_KEY_MIN_LENGTH  # noqa: F405
-    or len(set(AUDIT_HMAC_KEY)) < AUDIT_HMAC_KEY_MIN_UNIQUE  # noqa: F405
-):
+_audit_key = AUDIT_HMAC_KEY or ""  # noqa: F405  (refused above when missing)
+if len(_audit_key) < AUDIT_HMAC_KEY_MIN_LENGTH or len(set(_audit_key)) < AUDIT_HMAC_KEY_MIN_UNIQUE:
     raise ImproperlyConfigured(
         f"AUDIT_HMAC_KEY is too weak: use at least {AUDIT_HMAC_KEY_MIN_LENGTH} random "
         f"characters with {AUDIT_HMAC_KEY_MIN_UNIQUE} or more distinct ones "
