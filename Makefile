@@ -38,7 +38,8 @@ lint: install
 	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run -v1
 	DJANGO_SETTINGS_MODULE=portal.settings.production DEBUG=0 SECRET_KEY=check-deploy-$$(openssl rand -hex 32) \
-	  ALLOWED_HOSTS=portal.example.com AUDIT_HMAC_KEY=check DATABASE_URL=sqlite:///var/check.sqlite3 \
+	  ALLOWED_HOSTS=portal.example.com AUDIT_HMAC_KEY=$$(openssl rand -hex 32) \
+	  METRICS_TOKEN=$$(openssl rand -hex 16) DATABASE_URL=sqlite:///var/check.sqlite3 \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
 fmt: install

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Count, F, QuerySet, Window
@@ -153,8 +154,14 @@ def open_intent_count_exact(*, tenant_id: int, cap: int) -> int:
     )
 
 
-def open_intent_count_reaches(*, tenant_id: int, cap: int) -> bool:
-    """True when the tenant has at least ``cap`` open intents (see the notes above)."""
+def open_intent_count_reaches(
+    *, tenant_id: int, cap: int, before_exact_count: Callable[[], None] | None = None
+) -> bool:
+    """True when the tenant has at least ``cap`` open intents (see the notes above).
+
+    ``before_exact_count`` runs only when the estimate cannot decide, before the exact
+    count (intake takes the tenant's row lock there).
+    """
     if cap <= 0:
         return True
     now = clock.now()
@@ -167,6 +174,8 @@ def open_intent_count_reaches(*, tenant_id: int, cap: int) -> bool:
             < headroom
         ):
             return False
+    if before_exact_count is not None:
+        before_exact_count()
     count = open_intent_count_exact(tenant_id=tenant_id, cap=cap)
     _open_counts[tenant_id] = _OpenCount(count=count, as_of=now)
     return count >= cap

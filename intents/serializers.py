@@ -17,13 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.api.pagination import (
-    DEFAULT_LIMIT,
-    MAX_CURSOR_YEAR,
-    MAX_LIMIT,
-    MIN_CURSOR_YEAR,
-    Cursor,
-)
+from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 from portal.api.schema import ClosedSerializer
 
 from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
@@ -293,15 +287,14 @@ class IntentListFilterSerializer(serializers.Serializer):
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         # In UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows. A bound
-        # beyond the years every backend stores (the schema allows any date-time) is
-        # clamped to the nearest one it can: no stored intent lies beyond it either.
-        lowest = dt.datetime(MIN_CURSOR_YEAR, 1, 1, tzinfo=dt.UTC)
-        highest = dt.datetime(MAX_CURSOR_YEAR, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+        # whose offset takes it past the calendar's ends in UTC (the schema allows it) is
+        # clamped to that end: no stored intent lies beyond it either.
         try:
-            parsed = parsed.astimezone(dt.UTC)
+            return parsed.astimezone(dt.UTC)
         except OverflowError:
-            return lowest if parsed.year < MIN_CURSOR_YEAR else highest
-        return min(max(parsed, lowest), highest)
+            if parsed.year == dt.MINYEAR:
+                return dt.datetime.min.replace(tzinfo=dt.UTC)
+            return dt.datetime.max.replace(tzinfo=dt.UTC)
 
     def validate_created_after(self, value: str) -> dt.datetime:
         return self._datetime(value)

@@ -234,28 +234,33 @@ def intent_submit(
 
 
 def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> bool:
-    """The intake transaction: check the quota, INSERT, count the request; False when
+    """The intake transaction: count the request, check the quota, INSERT; False when
     the quota is reached (the request's count is still committed).
 
-    BEGIN, the quota estimate's SELECT, the INSERT, the rate-window UPDATE and COMMIT:
-    one commit. The UPDATE comes last because it locks the tenant's window row until
-    COMMIT, and every submit of the tenant in that minute waits for that row: last, it
-    is held for one statement and the commit, as when it committed on its own. A
-    request over the rate is refused by that UPDATE and its INSERT rolled back (the
-    price: a refused request costs an INSERT that is undone).
+    BEGIN, the rate-window UPDATE, the quota estimate's SELECT, the INSERT, COMMIT: one
+    commit. The UPDATE comes first: a request over the rate is refused before anything
+    else is done, and the UPDATE locks the tenant's window row until COMMIT, so the
+    submits of one tenant are admitted one at a time and each estimate sees every
+    earlier admission, its own count included. Only a submit counted in the other
+    minute's row, at a minute boundary, can run beside it unseen: the estimate admits
+    only with one slot to spare for it, and near the cap the exact count is taken under
+    a lock on the tenant's row, which every such count takes. So the open-intent quota
+    holds exactly under concurrency (issue 11, finding 7) without a second lock on the
+    common path.
 
     Insert without a lookup: the unique (tenant, idempotency key) index tells a new
     request from a retry, which ``intent_submit`` answers after this transaction rolled
-    back. A lock that must hold the open-intent quota exactly under concurrency (the
-    tenant's row, ``select_for_update``) belongs first in this block, or, to leave the
-    submits far below the cap unserialised, just before the exact count in
-    ``open_intent_count_reaches``.
+    back.
     """
     with transaction.atomic():
-        full = open_intent_count_reaches(tenant_id=tenant.pk, cap=tenant.max_open_intents)
+        _count_request(tenant, now=now)
+        full = open_intent_count_reaches(
+            tenant_id=tenant.pk,
+            cap=tenant.max_open_intents,
+            before_exact_count=lambda: _tenant_admission_lock(tenant),
+        )
         if not full:
             intent.save(force_insert=True)
-        _count_request(tenant, now=now)
     return not full
 
 
@@ -313,6 +318,12 @@ def _admissible(
             )
         deadline_s = float(deadline_seconds)
     return target, contract, deadline_s
+
+
+def _tenant_admission_lock(tenant: Tenant) -> None:
+    """Hold the tenant's row until the surrounding transaction ends (PostgreSQL: FOR
+    UPDATE; SQL Server: UPDLOCK, ROWLOCK; SQLite serialises every writer anyway)."""
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk").first()
 
 
 def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:

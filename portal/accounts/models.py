@@ -97,13 +97,14 @@ class BackupCodeDevice(ThrottlingMixin, Device):
     """django-otp device whose single-use codes are stored hashed, never in plain text."""
 
     CODE_COUNT = 10
+    CODE_BYTES = 10  # 80 random bits, 20 hex characters
 
     class Meta(Device.Meta):
         verbose_name = "backup code device"
 
     def issue_codes(self) -> list[str]:
         """Replace every code with fresh ones; the plain codes are returned once."""
-        codes = [secrets.token_hex(5) for _ in range(self.CODE_COUNT)]
+        codes = [secrets.token_hex(self.CODE_BYTES) for _ in range(self.CODE_COUNT)]
         self.codes.all().delete()
         BackupCode.objects.bulk_create(
             BackupCode(device=self, code_hash=_hash_backup_code(code)) for code in codes

@@ -80,9 +80,25 @@ def current_audit_context() -> AuditContext | None:
 
 
 def ip_from_request(request: Any) -> str | None:
-    """The client address Django saw. Behind a proxy, the proxy must set REMOTE_ADDR."""
+    """The client's address: ``REMOTE_ADDR``, or behind ``TRUSTED_PROXY_COUNT`` reverse
+    proxies the address the outermost of them received the request from.
+
+    Each proxy appends the address it received from to ``X-Forwarded-For``, so with N
+    trusted proxies the client is the N-th entry from the right; anything left of it
+    came from the client and is ignored. With the default of 0 the header is never read,
+    so a forged one changes nothing. django-axes keys its lockouts on this address
+    (``AXES_CLIENT_IP_CALLABLE``) and every audit event records it.
+    """
     meta = getattr(request, "META", None) or {}
-    return normalize_ip(meta.get("REMOTE_ADDR"))
+    remote = normalize_ip(meta.get("REMOTE_ADDR"))
+    hops = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if hops <= 0:
+        return remote
+    forwarded = [part.strip() for part in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
+    forwarded = [part for part in forwarded if part]
+    if len(forwarded) < hops:  # not through every trusted proxy: only the peer is known
+        return remote
+    return normalize_ip(forwarded[-hops]) or remote
 
 
 def normalize_ip(value: str | None) -> str | None:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from portal import clock
 from portal.accounts.roles import tenant_ids_visible_to
+from portal.audit.services import ip_from_request
 
 from . import exposition, health
 from .dashboard import dashboard_context, window_hours
@@ -27,8 +28,8 @@ def metrics_refusal(request: HttpRequest) -> HttpResponse | None:
     """None when the scrape may proceed, else the 401/403 to answer.
 
     With ``METRICS_TOKEN`` set, only ``Authorization: Bearer <token>`` is accepted, from
-    anywhere. Without it, only clients on the loopback interface are (``REMOTE_ADDR``:
-    behind a reverse proxy that is the proxy, so production sets a token).
+    anywhere. Without it, only clients on the loopback interface are (the client address
+    of ``ip_from_request``; production requires a token unless explicitly opted out).
     """
     token = settings.METRICS_TOKEN or ""
     if token:
@@ -42,7 +43,7 @@ def metrics_refusal(request: HttpRequest) -> HttpResponse | None:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    if request.META.get("REMOTE_ADDR", "") in LOOPBACK_ADDRESSES:
+    if (ip_from_request(request) or "") in LOOPBACK_ADDRESSES:
         return None
     return HttpResponse(
         "Metrics are served to loopback clients only unless METRICS_TOKEN is set.\n",

@@ -194,6 +194,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # says when the cool-off ends
 AXES_VERBOSE = False
+# How many reverse proxies of ours stand in front of the web processes. The client
+# address (lockouts, audit events) is then read from X-Forwarded-For through exactly that
+# many hops; 0 (the default) never reads the header. See docs/deployment.md.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "portal.audit.services.ip_from_request"
 
 # --- REST API
 REST_FRAMEWORK = {

@@ -75,7 +75,7 @@ def test_confirming_with_a_valid_code_logs_in_and_shows_backup_codes_once(
     response = client.post("/accounts/2fa/enrol/", {"otp_token": _code(key)})
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
-    codes = re.findall(r"<li><code>([0-9a-f]{10})</code></li>", response.content.decode())
+    codes = re.findall(r"<li><code>([0-9a-f]{20})</code></li>", response.content.decode())
     assert len(codes) == 10
 
     device = TOTPDevice.objects.get(user=newcomer)
@@ -171,7 +171,7 @@ def test_backup_codes_can_be_regenerated_with_a_fresh_code(client, operator, tra
     assert "6-digit" in response.content.decode()
 
     response = client.post("/accounts/2fa/backup-codes/", {"otp_token": totp_code(device)})
-    new = re.findall(r"<li><code>([0-9a-f]{10})</code></li>", response.content.decode())
+    new = re.findall(r"<li><code>([0-9a-f]{20})</code></li>", response.content.decode())
     assert len(new) == 10 and not set(new) & set(old)
     backup = BackupCodeDevice.objects.get(user=user)
     assert not backup.verify_token(old[0])

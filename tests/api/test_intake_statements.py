@@ -1,7 +1,8 @@
 """POST /api/v1/intents: one transaction of three statements and one commit.
 
-The quota estimate's SELECT, the INSERT and the rate-window UPDATE. The API key was
-verified by the warm-up request and is cached (API_KEY_CACHE_TTL_S).
+The rate-window UPDATE (which also admits the tenant's submits one at a time), the quota
+estimate's SELECT and the INSERT. The API key was verified by the warm-up request and is
+cached (API_KEY_CACHE_TTL_S).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def test_a_new_intent_costs_three_statements_in_one_transaction(api, targets):
 
     status, sent = statements(api, "second")
     assert status == 201
-    assert sent == ["BEGIN", "SELECT", "INSERT", "UPDATE", "COMMIT"], sent
+    assert sent == ["BEGIN", "UPDATE", "SELECT", "INSERT", "COMMIT"], sent
 
 
 def test_a_retry_is_answered_after_the_insert_meets_the_unique_index(api, targets):
@@ -54,5 +55,5 @@ def test_a_retry_is_answered_after_the_insert_meets_the_unique_index(api, target
     assert status == 200
     # The INSERT meets the unique index and its transaction rolls back; the request is
     # counted again (autocommit) and answered from the intent its key made.
-    assert sent == ["BEGIN", "SELECT", "INSERT", "ROLLBACK", "UPDATE", "SELECT"], sent
+    assert sent == ["BEGIN", "UPDATE", "SELECT", "INSERT", "ROLLBACK", "UPDATE", "SELECT"], sent
     assert Intent.objects.count() == 1

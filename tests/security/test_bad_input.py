@@ -67,8 +67,10 @@ class TestApiListParameters:
         assert body["errors"][0]["parameter"] == name
 
     @pytest.mark.parametrize("value", OUT_OF_RANGE)
-    def test_a_time_filter_beyond_the_stored_years_is_clamped(self, api, submit, value):
-        """The schema allows any date-time; a bound beyond 1900-9998 bounds nothing stored."""
+    def test_a_time_filter_at_or_past_the_calendar_ends_bounds_nothing_stored(
+        self, api, submit, value
+    ):
+        """The schema allows any date-time: one whose offset overflows UTC is clamped."""
         created = submit().json()
         name = "created_after" if value.startswith("0001") else "created_before"
         response = api.get("/api/v1/intents", **{name: value})

@@ -15,7 +15,11 @@ REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "AUDIT_HMAC_KEY", "DATABASE_URL")
 
 
 def load_settings(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "DEBUG"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in REQUIRED and k not in ("DEBUG", "METRICS_TOKEN", "METRICS_TOKEN_REQUIRED")
+    }
     clean.update(env, DJANGO_SETTINGS_MODULE=module)
     return subprocess.run(
         [sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"],
@@ -31,8 +35,9 @@ def load_settings(module: str, **env: str) -> subprocess.CompletedProcess[str]:
 COMPLETE = {
     "SECRET_KEY": "x" * 50,
     "ALLOWED_HOSTS": "portal.example.com",
-    "AUDIT_HMAC_KEY": "k" * 32,
+    "AUDIT_HMAC_KEY": "3f9c2a7d81e64b05c9a1f7e2d6b84c30a5e91d27f6c8b03e",
     "DATABASE_URL": "sqlite:///unused.sqlite3",
+    "METRICS_TOKEN": "metrics-token-for-tests",
 }
 
 
@@ -77,3 +82,45 @@ def test_secrets_can_come_from_files(tmp_path):
         check=False,
     )
     assert result.stdout.strip() == "from-a-file-" + "y" * 40
+
+
+# Issue 11, finding 9: weak secrets and an open /metrics are refused; probes are not
+# redirected to HTTPS; backup codes carry 80 bits.
+
+
+@pytest.mark.parametrize("weak", ["k" * 64, "check", "0123456789abcdef0123456"])
+def test_production_refuses_a_weak_audit_hmac_key(weak):
+    result = load_settings("portal.settings.production", **{**COMPLETE, "AUDIT_HMAC_KEY": weak})
+    assert result.returncode != 0
+    assert "AUDIT_HMAC_KEY is too weak" in result.stderr.strip().splitlines()[-1]
+
+
+def test_production_requires_a_metrics_token_unless_explicitly_opted_out():
+    env = {k: v for k, v in COMPLETE.items() if k != "METRICS_TOKEN"}
+    result = load_settings("portal.settings.production", **env)
+    assert result.returncode != 0 and "METRICS_TOKEN" in result.stderr.strip().splitlines()[-1]
+    opted_out = load_settings("portal.settings.production", **env, METRICS_TOKEN_REQUIRED="false")
+    assert opted_out.stdout.strip() == "False"
+
+
+def test_health_and_metrics_paths_are_not_redirected_to_https():
+    code = (
+        "import django; django.setup(); from django.test import Client; "
+        "c = Client(SERVER_NAME='portal.example.com'); "
+        "print(*(c.get(p).status_code for p in ('/healthz', '/metrics', '/admin/login/')))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "DEBUG"}
+    clean.update(COMPLETE, DJANGO_SETTINGS_MODULE="portal.settings.production")
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    healthz, metrics, login = result.stdout.split()[-3:]
+    assert healthz == "200"
+    assert metrics == "401"  # the token is asked for, over plain HTTP, not a redirect
+    assert login == "301"
