@@ -20,6 +20,7 @@ from ..adapters.base_http import (
     GatewayPayloadError,
     _read_capped,
     failure_result,
+    redact_exception,
     truncate,
 )
 from ..allowlist import GatewayHostNotAllowed, allowed_hosts, check_url_allowed
@@ -35,6 +36,7 @@ from ..classify import RETRY_AFTER_STATUSES, classify_status, parse_retry_after
 
 ERROR_SNIPPET_CHARS = 160
 REDACTED = "[redacted]"
+AMBIGUOUS_NETWORK_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 # Statuses by which a provider says "these credentials are not (or no longer) good".
 AUTH_FAILED_STATUSES = frozenset({401, 403})
 
@@ -138,6 +140,14 @@ class ProviderBase:
     def _failure(self, exc: Exception, timeout_s: float) -> GatewayResult:
         if isinstance(exc, ProviderConfigError | GatewayPayloadError | GatewayHostNotAllowed):
             return GatewayResult(Outcome.EXECUTOR_ERROR, error=truncate(str(exc), 200))
+        if isinstance(exc, AMBIGUOUS_NETWORK_ERRORS):
+            # The request may have reached the provider, and most providers take no
+            # idempotency key: the outcome is unknown, like a timeout (an at_most_once
+            # target must not resend it). A connect error, by contrast, sent nothing.
+            return GatewayResult(
+                Outcome.TIMEOUT,
+                error=truncate(f"outcome unknown, connection lost: {redact_exception(exc)}", 200),
+            )
         return failure_result(exc, timeout_s)
 
     def scrub(self, text: str) -> str:

@@ -26,6 +26,10 @@ from ..adapters.base_http import GatewayPayloadError
 from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
 from .common import ProviderBase, ProviderConfigError, check_host_allowed, require_fields, result
 
+# aiosmtplib bounds each command by a share of the hard timeout, so a silent server is
+# reported by the phase it went silent in (before or after the message left) rather
+# than by the hard timeout, which cannot tell.
+COMMAND_SHARE = 0.8
 SECURITY_MODES = {"starttls": 587, "tls": 465, "none": 25}
 SUPPRESSING_CODES = frozenset({550, 551, 553})
 ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -162,8 +166,10 @@ class SmtpProvider(ProviderBase):
             message_id=message_id_for(message.idempotency_key, sender),
         )
         envelope_sender = email.utils.parseaddr(sender)[1] or sender
+        sending = False  # until MAIL FROM, nothing of the message has left
         try:
-            async with self._client(timeout_s) as smtp:
+            async with self._client(COMMAND_SHARE * timeout_s) as smtp:  # EHLO, TLS, AUTH
+                sending = True
                 refused, _reply = await smtp.send_message(
                     mail, sender=envelope_sender, recipients=recipients
                 )
@@ -176,8 +182,6 @@ class SmtpProvider(ProviderBase):
                 auth_failed=True,
                 provider_code=exc.code,
             )
-        except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectTimeoutError):
-            return result(Outcome.TIMEOUT, error=f"no SMTP answer within {timeout_s:g} s")
         except aiosmtplib.SMTPNotSupported as exc:
             return result(Outcome.EXECUTOR_ERROR, error=f"SMTP: {exc}")
         except aiosmtplib.SMTPResponseException as exc:  # sender or data refused, HELO …
@@ -186,8 +190,16 @@ class SmtpProvider(ProviderBase):
                 error=f"SMTP {exc.code}: {exc.message}",
                 provider_code=exc.code,
             )
-        except (aiosmtplib.SMTPException, OSError) as exc:  # connect, disconnect, TLS
-            return result(Outcome.REJECTED_TRANSIENT, error=f"SMTP: {type(exc).__name__}: {exc}")
+        except (aiosmtplib.SMTPException, OSError) as exc:  # timeouts, disconnects, TLS
+            if sending:  # the server may have queued it before the line went quiet
+                return result(
+                    Outcome.TIMEOUT,
+                    error=f"outcome unknown: SMTP {type(exc).__name__} while sending: {exc}",
+                )
+            return result(
+                Outcome.REJECTED_TRANSIENT,
+                error=f"SMTP {type(exc).__name__} before sending (nothing sent): {exc}",
+            )
         error = ""
         if refused:  # some recipients took it: delivered, with the others named
             error = "refused: " + ", ".join(

@@ -298,9 +298,11 @@ def test_silent_server_times_out(make_message) -> None:
         result = send(
             smtp,
             make_message({"to": "ann@example.org", "subject": "s", "text": "t"}),
-            timeout_s=0.3,
+            timeout_s=1.0,
         )
-    assert result.outcome is Outcome.TIMEOUT
+    # Silent before the greeting: nothing was sent, so a retry (even at most once) is safe.
+    assert result.outcome is Outcome.REJECTED_TRANSIENT
+    assert "nothing sent" in result.error
 
 
 @pytest.mark.parametrize(
@@ -319,3 +321,49 @@ def test_payload_errors_are_ours(certificate, make_message, payload, reason) -> 
     result = send(smtp, make_message(payload))
     assert result.outcome is Outcome.EXECUTOR_ERROR
     assert reason in result.error
+
+
+class SilentAfterData(Mailbox):
+    """Takes the whole message, then never answers the final dot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        await self.release.wait()
+        return "250 OK"
+
+
+def test_silence_after_the_message_left_is_an_unknown_outcome(make_message) -> None:
+    mailbox = SilentAfterData()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = SmtpProvider(
+            config=connection(
+                "smtp",
+                "email",
+                settings={
+                    "host": "127.0.0.1",
+                    "port": controller.port,
+                    "security": "none",
+                    "from": "a@acme.example",
+                },
+            ),
+            client=None,  # type: ignore[arg-type]
+            secrets=DictSecrets({}),
+        )
+        result = send(
+            smtp,
+            make_message({"to": "ann@example.org", "subject": "s", "text": "t"}),
+            timeout_s=1.0,
+        )
+    finally:
+        controller.loop.call_soon_threadsafe(mailbox.release.set)
+        controller.stop()
+    # The server holds the message: a resend could deliver it twice (at_most_once: don't).
+    assert result.outcome is Outcome.TIMEOUT
+    assert "outcome unknown" in result.error
+    assert len(mailbox.envelopes) == 1

@@ -230,3 +230,24 @@ def test_probe_refused_credentials() -> None:
     assert not probe.ok
     assert "401" in probe.detail
     assert secrets.invalidated == ["env:TWILIO_AUTH_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), Outcome.REJECTED_TRANSIENT),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            Outcome.TIMEOUT,
+        ),
+        (httpx.ReadError("[Errno 104] Connection reset by peer"), Outcome.TIMEOUT),
+    ],
+)
+def test_a_lost_connection_after_the_request_left_is_an_unknown_outcome(
+    make_message, error, outcome
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    result = send(Recorder(fail), make_message())
+    assert result.outcome is outcome
