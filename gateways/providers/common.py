@@ -151,11 +151,24 @@ class ProviderBase:
         return failure_result(exc, timeout_s)
 
     def scrub(self, text: str) -> str:
-        """``text`` without any secret value this provider resolved."""
-        for value in sorted(self._used_secret_values, key=len, reverse=True):
-            if len(value) >= 4:  # a 1-3 character "secret" would blank half the message
-                text = text.replace(value, REDACTED)
-        return text
+        """``text`` without any secret value this provider resolved, nor the start of one
+        cut off where the text was truncated."""
+        values = sorted(
+            # a 1-3 character "secret" would blank half the message
+            (v for v in self._used_secret_values if len(v) >= 4),
+            key=len,
+            reverse=True,
+        )
+        for value in values:
+            text = text.replace(value, REDACTED)
+        cut = text.endswith("…")
+        body = text.removesuffix("…")
+        for value in values:
+            for n in range(min(len(value), len(body)), 3, -1):
+                if body.endswith(value[:n]):
+                    body = body[:-n] + REDACTED
+                    break
+        return body + ("…" if cut else "")
 
     def _scrubbed(self, result: GatewayResult) -> GatewayResult:
         error = self.scrub(result.error)
