@@ -56,13 +56,25 @@ class ProviderBase:
         self,
         *,
         config: ConnectionConfig,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         secrets: SecretSource,
     ) -> None:
         self.config = config
-        self.client = client
+        self._client = client
         self._secrets = secrets
         self._used_secret_values: set[str] = set()
+
+    @staticmethod
+    def needs_http_client(config: ConnectionConfig) -> bool:
+        """Whether the session must build its shared HTTP client for this provider
+        (``GatewaySession.connection`` asks; SMTP and APNs bring their own transport)."""
+        return True
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise ProviderConfigError(f"{self.name} provider was built without an HTTP client")
+        return self._client
 
     # --- settings and secrets -----------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 import aiosmtplib
 
 from ..adapters.base_http import GatewayPayloadError
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from ..base import ConnectionConfig, GatewayMessage, GatewayResult, Outcome, ProbeResult
 from .common import ProviderBase, ProviderConfigError, check_host_allowed, require_fields, result
 
 # aiosmtplib bounds each command by a share of the hard timeout, so a silent server is
@@ -126,6 +126,10 @@ def recipient_is_unreachable(code: int, text: str) -> bool:
 class SmtpProvider(ProviderBase):
     name = "smtp"
 
+    @staticmethod
+    def needs_http_client(config: ConnectionConfig) -> bool:
+        return False  # SMTP is not HTTP
+
     def _security(self) -> str:
         security = str(self.setting("security", "starttls")).lower()
         if security not in SECURITY_MODES:
@@ -140,7 +144,7 @@ class SmtpProvider(ProviderBase):
         ca_file = self.setting("ca_file")
         return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
-    def _client(self, timeout_s: float) -> aiosmtplib.SMTP:
+    def _smtp_client(self, timeout_s: float) -> aiosmtplib.SMTP:
         host = str(self.required_setting("host"))
         check_host_allowed(host)
         security = self._security()
@@ -168,7 +172,7 @@ class SmtpProvider(ProviderBase):
         envelope_sender = email.utils.parseaddr(sender)[1] or sender
         sending = False  # until MAIL FROM, nothing of the message has left
         try:
-            async with self._client(COMMAND_SHARE * timeout_s) as smtp:  # EHLO, TLS, AUTH
+            async with self._smtp_client(COMMAND_SHARE * timeout_s) as smtp:  # EHLO, TLS, AUTH
                 sending = True
                 refused, _reply = await smtp.send_message(
                     mail, sender=envelope_sender, recipients=recipients
@@ -234,7 +238,7 @@ class SmtpProvider(ProviderBase):
         ``connect`` fails unless each configured step succeeds (STARTTLS is required, not
         opportunistic), so reaching the body means all of them did."""
         try:
-            async with self._client(timeout_s):
+            async with self._smtp_client(timeout_s):
                 steps = ["EHLO ok"]
                 if self._security() != "none":
                     steps.append(f"{self._security().upper()} ok")

@@ -207,3 +207,10 @@ def test_a_secret_cut_by_truncation_leaves_no_fragment(allow_hosts, make_message
     )
     assert "tw-S3C" not in result.error
     assert "[redacted]" in result.error
+
+
+@pytest.mark.parametrize("key", REAL_PROVIDERS)
+def test_only_smtp_and_apns_go_without_the_shared_http_client(key: str) -> None:
+    config = ConnectionConfig(key="c", provider=key, channel="x")
+    needs = provider_class(key).needs_http_client(config)  # type: ignore[attr-defined]
+    assert needs is (key not in {"smtp", "apns"})

@@ -104,7 +104,7 @@ def provider(server, certificate, *, password: str = PASSWORD, **settings) -> Sm
             },
             secrets={"username": "env:SMTP_USER", "password": "env:SMTP_PASSWORD"},
         ),
-        client=None,  # type: ignore[arg-type]  # SMTP needs no HTTP client
+        client=None,
         secrets=DictSecrets({"env:SMTP_USER": USERNAME, "env:SMTP_PASSWORD": password}),
     )
 
@@ -265,7 +265,7 @@ def test_plain_server_without_tls(certificate, make_message) -> None:
                     "from": "a@acme.example",
                 },
             ),
-            client=None,  # type: ignore[arg-type]
+            client=None,
             secrets=DictSecrets({}),
         )
         result = send(
@@ -292,7 +292,7 @@ def test_silent_server_times_out(make_message) -> None:
                     "from": "a@acme.example",
                 },
             ),
-            client=None,  # type: ignore[arg-type]
+            client=None,
             secrets=DictSecrets({}),
         )
         result = send(
@@ -352,7 +352,7 @@ def test_silence_after_the_message_left_is_an_unknown_outcome(make_message) -> N
                     "from": "a@acme.example",
                 },
             ),
-            client=None,  # type: ignore[arg-type]
+            client=None,
             secrets=DictSecrets({}),
         )
         result = send(
