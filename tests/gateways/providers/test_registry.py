@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -214,3 +216,35 @@ def test_only_smtp_and_apns_go_without_the_shared_http_client(key: str) -> None:
     config = ConnectionConfig(key="c", provider=key, channel="x")
     needs = provider_class(key).needs_http_client(config)  # type: ignore[attr-defined]
     assert needs is (key not in {"smtp", "apns"})
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "conf" / "connections"
+
+
+def uncommented(path: Path) -> dict[str, Any]:
+    """The example's TOML: the lines after its prose, without their leading ``# ``."""
+    body = path.read_text(encoding="utf-8").split("#\n", 1)[1]
+    return tomllib.loads(
+        "\n".join(line.removeprefix("# ").removeprefix("#") for line in body.splitlines())
+    )
+
+
+@pytest.mark.parametrize("key", REAL_PROVIDERS)
+def test_each_provider_ships_a_commented_example(key: str) -> None:
+    path = EXAMPLES / f"{key}.toml"
+    text = path.read_text(encoding="utf-8")
+    assert tomllib.loads(text) == {}  # comments only: the loader skips it
+    example = uncommented(path)
+    assert example["provider"] == key
+    settings, secrets, _ = {**CASES, "smtp": SMTP_CASE}[key]  # what the provider needs
+    assert set(settings) <= set(example.get("settings", {})) | {"endpoint_url"}
+    assert set(secrets) <= set(example.get("secrets", {}))
+    for reference in example.get("secrets", {}).values():
+        assert reference.split(":", 1)[0] in {"env", "file", "aws-secretsmanager"}
+
+
+SMTP_CASE: tuple[dict[str, Any], dict[str, str], dict[str, Any]] = (
+    {"host": "smtp.example.com", "security": "starttls", "from": "a@acme.example"},
+    {"username": "u", "password": "p"},
+    {},
+)
