@@ -29,6 +29,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
+        self.peers: list[tuple[str, int]] = []  # the client end of the session of each message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         local = address.partition("@")[0]
@@ -45,6 +46,7 @@ class Mailbox:
         if b"X-Reject-Data" in envelope.content:
             return "552 5.3.4 Message size exceeds fixed limit"
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 2.0.0 Ok: queued as 4F9A2"
 
 
@@ -110,7 +112,13 @@ def provider(server, certificate, *, password: str = PASSWORD, **settings) -> Sm
 
 
 def send(smtp: SmtpProvider, message, timeout_s: float = 5.0):
-    return asyncio.run(smtp.send(message, timeout_s=timeout_s))
+    async def scenario():
+        try:
+            return await smtp.send(message, timeout_s=timeout_s)
+        finally:
+            await smtp.aclose()
+
+    return asyncio.run(scenario())
 
 
 def test_registered() -> None:
@@ -367,3 +375,27 @@ def test_silence_after_the_message_left_is_an_unknown_outcome(make_message) -> N
     assert result.outcome is Outcome.TIMEOUT
     assert "outcome unknown" in result.error
     assert len(mailbox.envelopes) == 1
+
+
+def test_a_batch_shares_a_few_sessions(smtp_server, certificate, make_message) -> None:
+    smtp = provider(smtp_server, certificate, max_connections=2)
+    messages = [
+        make_message({"to": f"user{n}@example.org", "subject": f"n{n}", "text": "t"})
+        for n in range(10)
+    ]
+    messages.insert(3, make_message({"to": "nouser@example.org", "subject": "x", "text": "t"}))
+
+    async def batch():
+        try:
+            return await asyncio.gather(*(smtp.send(m, timeout_s=5) for m in messages))
+        finally:
+            await smtp.aclose()
+
+    results = asyncio.run(batch())
+
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(Outcome.ACCEPTED) == 10
+    assert outcomes.count(Outcome.REJECTED_PERMANENT) == 1
+    mailbox = smtp_server[2]
+    assert len(mailbox.envelopes) == 10
+    assert len(set(mailbox.peers)) <= 2  # at most max_connections sessions, each reused
