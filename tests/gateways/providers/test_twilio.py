@@ -251,3 +251,14 @@ def test_a_lost_connection_after_the_request_left_is_an_unknown_outcome(
 
     result = send(Recorder(fail), make_message())
     assert result.outcome is outcome
+
+
+def test_status_callback_asks_for_receipts(make_message) -> None:
+    recorder = Recorder(httpx.Response(201, json=CREATED))
+    send(
+        recorder,
+        make_message(),
+        status_callback="https://portal.example/hooks/receipts/twilio-main",
+    )
+    form = parse_qs(recorder.requests[0].content.decode())
+    assert form["StatusCallback"] == ["https://portal.example/hooks/receipts/twilio-main"]
