@@ -464,3 +464,17 @@ def test_no_credentials_anywhere_is_our_error(aws_environment, allow_hosts, make
     assert result.outcome is Outcome.EXECUTOR_ERROR
     assert "no AWS credentials" in result.error
     assert recorder.requests == []
+
+
+def test_sns_unknown_sms_type_is_our_error(allow_hosts, make_message) -> None:
+    allow_hosts("sns.example")
+    recorder = Recorder(httpx.Response(200))
+    result = run(
+        lambda c: sns(c, "https://sns.example", sms_type="Urgent").send(
+            make_message(), timeout_s=5
+        ),
+        recorder.client(),
+    )
+    assert result.outcome is Outcome.EXECUTOR_ERROR
+    assert "Transactional" in result.error
+    assert recorder.requests == []
