@@ -1,7 +1,9 @@
 """The provider registry: a connection's ``provider`` key names the class that serves it.
 
-Adding a provider is one module here, its tests, one line below and a row in
-``docs/gateways.md``.
+Every provider is built as ``ProviderClass(config=ConnectionConfig,
+client=httpx.AsyncClient, secrets=SecretSource)`` and implements ``gateways.base.
+Provider``. Adding a provider is one module here, its tests, one line below and a row
+in ``docs/gateways.md``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ PROVIDERS: dict[str, str] = {
     "simulator": "gateways.providers.simulator.SimulatorProvider",
     "twilio": "gateways.providers.twilio.TwilioProvider",
     "vonage": "gateways.providers.vonage.VonageProvider",
+    "sns": "gateways.providers.sns.SnsProvider",
+    "smtp": "gateways.providers.smtp.SmtpProvider",
+    "ses": "gateways.providers.ses.SesProvider",
+    "fcm": "gateways.providers.fcm.FcmProvider",
+    "apns": "gateways.providers.apns.ApnsProvider",
     "webhook": "gateways.providers.webhook.WebhookProvider",
     "pagerduty": "gateways.providers.pagerduty.PagerDutyProvider",
     "slack": "gateways.providers.slack.SlackProvider",
-    "smtp": "gateways.providers.smtp.SmtpProvider",
-    "apns": "gateways.providers.apns.ApnsProvider",
-    "fcm": "gateways.providers.fcm.FcmProvider",
-    "ses": "gateways.providers.ses.SesProvider",
-    "sns": "gateways.providers.sns.SnsProvider",
 }
 
 
@@ -33,4 +35,5 @@ def provider_class(key: str) -> type:
     if path is None:
         known = ", ".join(sorted(PROVIDERS))
         raise UnknownProvider(f"unknown provider {key!r} (known: {known})")
-    return import_string(path)
+    cls: type = import_string(path)
+    return cls

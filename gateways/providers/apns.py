@@ -101,11 +101,15 @@ def new_http2_client() -> httpx.AsyncClient:
 class ApnsProvider(ProviderBase):
     name = "apns"
 
+    @staticmethod
+    def needs_http_client(config: ConnectionConfig) -> bool:
+        return False  # APNs needs HTTP/2: this provider keeps its own client
+
     def __init__(
         self,
         *,
         config: ConnectionConfig,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         secrets: SecretSource,
         http2_client: httpx.AsyncClient | None = None,
     ) -> None:

@@ -160,7 +160,6 @@ def classify_aws_error(
             suppress=suppress,
             provider_code=code,
         )
-    by_status = answer.status_result(
+    return answer.status_result(
         provider_code=code, detail=f"{code}: {message}" if code else message
     )
-    return by_status

@@ -20,6 +20,7 @@ from ..adapters.base_http import (
     GatewayPayloadError,
     _read_capped,
     failure_result,
+    redact_exception,
     truncate,
 )
 from ..allowlist import GatewayHostNotAllowed, allowed_hosts, check_url_allowed
@@ -35,6 +36,7 @@ from ..classify import RETRY_AFTER_STATUSES, classify_status, parse_retry_after
 
 ERROR_SNIPPET_CHARS = 160
 REDACTED = "[redacted]"
+AMBIGUOUS_NETWORK_ERRORS = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 # Statuses by which a provider says "these credentials are not (or no longer) good".
 AUTH_FAILED_STATUSES = frozenset({401, 403})
 
@@ -54,13 +56,25 @@ class ProviderBase:
         self,
         *,
         config: ConnectionConfig,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         secrets: SecretSource,
     ) -> None:
         self.config = config
-        self.client = client
+        self._client = client
         self._secrets = secrets
         self._used_secret_values: set[str] = set()
+
+    @staticmethod
+    def needs_http_client(config: ConnectionConfig) -> bool:
+        """Whether the session must build its shared HTTP client for this provider
+        (``GatewaySession.connection`` asks; SMTP and APNs bring their own transport)."""
+        return True
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise ProviderConfigError(f"{self.name} provider was built without an HTTP client")
+        return self._client
 
     # --- settings and secrets -----------------------------------------------------
 
@@ -138,14 +152,35 @@ class ProviderBase:
     def _failure(self, exc: Exception, timeout_s: float) -> GatewayResult:
         if isinstance(exc, ProviderConfigError | GatewayPayloadError | GatewayHostNotAllowed):
             return GatewayResult(Outcome.EXECUTOR_ERROR, error=truncate(str(exc), 200))
+        if isinstance(exc, AMBIGUOUS_NETWORK_ERRORS):
+            # The request may have reached the provider, and most providers take no
+            # idempotency key: the outcome is unknown, like a timeout (an at_most_once
+            # target must not resend it). A connect error, by contrast, sent nothing.
+            return GatewayResult(
+                Outcome.TIMEOUT,
+                error=truncate(f"outcome unknown, connection lost: {redact_exception(exc)}", 200),
+            )
         return failure_result(exc, timeout_s)
 
     def scrub(self, text: str) -> str:
-        """``text`` without any secret value this provider resolved."""
-        for value in sorted(self._used_secret_values, key=len, reverse=True):
-            if len(value) >= 4:  # a 1-3 character "secret" would blank half the message
-                text = text.replace(value, REDACTED)
-        return text
+        """``text`` without any secret value this provider resolved, nor the start of one
+        cut off where the text was truncated."""
+        values = sorted(
+            # a 1-3 character "secret" would blank half the message
+            (v for v in self._used_secret_values if len(v) >= 4),
+            key=len,
+            reverse=True,
+        )
+        for value in values:
+            text = text.replace(value, REDACTED)
+        cut = text.endswith("…")
+        body = text.removesuffix("…")
+        for value in values:
+            for n in range(min(len(value), len(body)), 3, -1):
+                if body.endswith(value[:n]):
+                    body = body[:-n] + REDACTED
+                    break
+        return body + ("…" if cut else "")
 
     def _scrubbed(self, result: GatewayResult) -> GatewayResult:
         error = self.scrub(result.error)

@@ -15,6 +15,7 @@ from .common import ProviderBase, require_fields, result
 from .ops import DEFAULT_SOURCE, EVENT_ACTIONS, SEVERITIES
 
 ROUTING_KEY_LENGTH = 32
+DEDUP_KEY_MAX = 255  # the API's limit
 PAYLOAD_FIELDS = ("component", "group", "class")
 
 
@@ -31,7 +32,7 @@ class PagerDutyProvider(ProviderBase):
         event: dict[str, Any] = {
             "routing_key": self.secret("routing_key"),
             "event_action": action,
-            "dedup_key": str(payload.get("dedup_key") or message.idempotency_key),
+            "dedup_key": str(payload.get("dedup_key") or message.idempotency_key)[:DEDUP_KEY_MAX],
         }
         if action == "trigger":  # acknowledge / resolve need only the dedup_key
             require_fields(payload, "ops", "summary")

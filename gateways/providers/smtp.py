@@ -13,6 +13,7 @@ mailbox does not exist or is not ours to reach.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import ssl
@@ -21,11 +22,24 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
+import httpx
 
 from ..adapters.base_http import GatewayPayloadError
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    Outcome,
+    ProbeResult,
+    SecretSource,
+)
 from .common import ProviderBase, ProviderConfigError, check_host_allowed, require_fields, result
 
+# aiosmtplib bounds each command by a share of the hard timeout, so a silent server is
+# reported by the phase it went silent in (before or after the message left) rather
+# than by the hard timeout, which cannot tell.
+COMMAND_SHARE = 0.8
+DEFAULT_MAX_CONNECTIONS = 4
 SECURITY_MODES = {"starttls": 587, "tls": 465, "none": 25}
 SUPPRESSING_CODES = frozenset({550, 551, 553})
 ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -122,6 +136,17 @@ def recipient_is_unreachable(code: int, text: str) -> bool:
 class SmtpProvider(ProviderBase):
     name = "smtp"
 
+    def __init__(
+        self, *, config: ConnectionConfig, client: httpx.AsyncClient | None, secrets: SecretSource
+    ) -> None:
+        super().__init__(config=config, client=client, secrets=secrets)
+        self._idle: list[aiosmtplib.SMTP] = []  # sessions of this batch, ready for a message
+        self._semaphore: asyncio.Semaphore | None = None
+
+    @staticmethod
+    def needs_http_client(config: ConnectionConfig) -> bool:
+        return False  # SMTP is not HTTP
+
     def _security(self) -> str:
         security = str(self.setting("security", "starttls")).lower()
         if security not in SECURITY_MODES:
@@ -136,7 +161,7 @@ class SmtpProvider(ProviderBase):
         ca_file = self.setting("ca_file")
         return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
-    def _client(self, timeout_s: float) -> aiosmtplib.SMTP:
+    def _smtp_client(self, timeout_s: float) -> aiosmtplib.SMTP:
         host = str(self.required_setting("host"))
         check_host_allowed(host)
         security = self._security()
@@ -162,12 +187,36 @@ class SmtpProvider(ProviderBase):
             message_id=message_id_for(message.idempotency_key, sender),
         )
         envelope_sender = email.utils.parseaddr(sender)[1] or sender
+        async with self._slots():
+            return await self._deliver(mail, envelope_sender, recipients, timeout_s)
+
+    def _slots(self) -> asyncio.Semaphore:
+        """At most ``max_connections`` SMTP sessions at once: a batch sends its messages
+        concurrently, and servers refuse a client that opens too many."""
+        if self._semaphore is None:
+            limit = int(self.setting("max_connections") or DEFAULT_MAX_CONNECTIONS)
+            self._semaphore = asyncio.Semaphore(max(limit, 1))
+        return self._semaphore
+
+    async def _deliver(
+        self, mail: EmailMessage, sender: str, recipients: list[str], timeout_s: float
+    ) -> GatewayResult:
+        """One message on an idle session of this batch, or on a new one."""
+        command_timeout = COMMAND_SHARE * timeout_s
+        smtp = self._idle.pop() if self._idle else None
+        sending = False  # until MAIL FROM, nothing of the message has left
+        reusable = False  # only a session that finished its transaction goes back
         try:
-            async with self._client(timeout_s) as smtp:
-                refused, _reply = await smtp.send_message(
-                    mail, sender=envelope_sender, recipients=recipients
-                )
+            if smtp is None or not smtp.is_connected:
+                smtp = self._smtp_client(command_timeout)
+                await smtp.connect()  # EHLO, STARTTLS or TLS, AUTH
+            sending = True
+            refused, _reply = await smtp.send_message(
+                mail, sender=sender, recipients=recipients, timeout=command_timeout
+            )
+            reusable = True
         except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
+            reusable = True  # aiosmtplib reset the envelope (RSET)
             return self._recipients_refused(exc.recipients)
         except aiosmtplib.SMTPAuthenticationError as exc:
             return result(
@@ -176,18 +225,33 @@ class SmtpProvider(ProviderBase):
                 auth_failed=True,
                 provider_code=exc.code,
             )
-        except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectTimeoutError):
-            return result(Outcome.TIMEOUT, error=f"no SMTP answer within {timeout_s:g} s")
         except aiosmtplib.SMTPNotSupported as exc:
             return result(Outcome.EXECUTOR_ERROR, error=f"SMTP: {exc}")
         except aiosmtplib.SMTPResponseException as exc:  # sender or data refused, HELO …
+            reusable = sending  # a refusal in the transaction was followed by RSET
             return result(
                 outcome_of_code(exc.code),
                 error=f"SMTP {exc.code}: {exc.message}",
                 provider_code=exc.code,
             )
-        except (aiosmtplib.SMTPException, OSError) as exc:  # connect, disconnect, TLS
-            return result(Outcome.REJECTED_TRANSIENT, error=f"SMTP: {type(exc).__name__}: {exc}")
+        except (aiosmtplib.SMTPException, OSError) as exc:  # timeouts, disconnects, TLS
+            if sending:  # the server may have queued it before the line went quiet
+                return result(
+                    Outcome.TIMEOUT,
+                    error=f"outcome unknown: SMTP {type(exc).__name__} while sending: {exc}",
+                )
+            return result(
+                Outcome.REJECTED_TRANSIENT,
+                error=f"SMTP {type(exc).__name__} before sending (nothing sent): {exc}",
+            )
+        finally:
+            # Also on cancellation (the hard timeout): a session left mid-command is
+            # closed, never reused.
+            if smtp is not None:
+                if reusable and smtp.is_connected:
+                    self._idle.append(smtp)
+                else:
+                    smtp.close()
         error = ""
         if refused:  # some recipients took it: delivered, with the others named
             error = "refused: " + ", ".join(
@@ -199,6 +263,14 @@ class SmtpProvider(ProviderBase):
             error=error,
             provider_code="partial" if refused else "",
         )
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
 
     def _recipients_refused(
         self, refusals: Sequence[aiosmtplib.SMTPRecipientRefused]
@@ -222,7 +294,7 @@ class SmtpProvider(ProviderBase):
         ``connect`` fails unless each configured step succeeds (STARTTLS is required, not
         opportunistic), so reaching the body means all of them did."""
         try:
-            async with self._client(timeout_s):
+            async with self._smtp_client(timeout_s):
                 steps = ["EHLO ok"]
                 if self._security() != "none":
                     steps.append(f"{self._security().upper()} ok")

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
 from .aws import AwsProvider, aws_error, classify_aws_error
-from .common import HttpAnswer, require_fields, result
+from .common import HttpAnswer, ProviderConfigError, require_fields, result
 
 API_VERSION = "2010-03-31"
 MESSAGE_ID = re.compile(r"<MessageId>([^<]{1,128})</MessageId>")
@@ -55,6 +55,11 @@ class SnsProvider(AwsProvider):
             attributes.append(("AWS.SNS.SMS.SenderID", str(sender_id)))
         sms_type = self.setting("sms_type")
         if sms_type:
+            if sms_type not in SMS_TYPES:
+                raise ProviderConfigError(
+                    f"connection {self.config.key!r} (sns): sms_type {sms_type!r} is not one "
+                    f"of {', '.join(SMS_TYPES)}"
+                )
             attributes.append(("AWS.SNS.SMS.SMSType", str(sms_type)))
         for n, (name, value) in enumerate(attributes, start=1):
             prefix = f"MessageAttributes.entry.{n}"

@@ -58,6 +58,8 @@ class TwilioProvider(ProviderBase):
             raise ProviderConfigError(
                 f"connection {self.config.key!r} (twilio) needs 'from' or 'messaging_service_sid'"
             )
+        if self.setting("status_callback"):  # where Twilio posts delivery receipts
+            form["StatusCallback"] = str(self.setting("status_callback"))
         answer = await self.request(
             "POST",
             self._account_url("/Messages.json"),

@@ -62,6 +62,8 @@ class VonageProvider(ProviderBase):
             "text": text,
             "client-ref": message.idempotency_key[:CLIENT_REF_MAX],
         }
+        if self.setting("callback"):  # where Vonage posts delivery receipts
+            form["callback"] = str(self.setting("callback"))
         if not text.isascii():  # GSM-7 would mangle it
             form["type"] = "unicode"
         return form

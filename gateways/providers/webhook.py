@@ -70,8 +70,11 @@ class WebhookProvider(ProviderBase):
         timestamp = int(time.time())
         headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
         if self.has_secret("signing_secret"):
-            headers["webhook-signature"] = sign(
-                self.secret("signing_secret"), msg_id, timestamp, body
+            # Several space-separated secrets sign side by side (``v1,<new> v1,<old>``),
+            # so a receiver keeps verifying while a secret is rotated.
+            headers["webhook-signature"] = " ".join(
+                sign(secret, msg_id, timestamp, body)
+                for secret in self.secret("signing_secret").split()
             )
         return headers
 
@@ -94,7 +97,8 @@ class WebhookProvider(ProviderBase):
         """``HEAD`` on the endpoint: any answer but a 5xx shows it is reachable; no body
         is posted, so no receiver acts on it."""
         if self.has_secret("signing_secret"):
-            decode_secret(self.secret("signing_secret"))
+            for secret in self.secret("signing_secret").split():
+                decode_secret(secret)
         answer = await self.request("HEAD", self._url(), headers=self._configured_headers())
         ok = answer.status < 500
         return ProbeResult(ok, f"HEAD answered HTTP {answer.status}")

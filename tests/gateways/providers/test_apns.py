@@ -55,7 +55,7 @@ def provider(client, p8: str, secrets=None, **settings) -> ApnsProvider:
             settings={"team_id": TEAM_ID, "key_id": KEY_ID, "topic": "com.example.app", **settings},
             secrets={"signing_key": "file:/run/secrets/AuthKey.p8"},
         ),
-        client=None,  # type: ignore[arg-type]  # APNs uses its own HTTP/2 client
+        client=None,
         http2_client=client,
         secrets=secrets or DictSecrets({"file:/run/secrets/AuthKey.p8": p8}),
     )

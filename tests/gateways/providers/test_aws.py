@@ -419,3 +419,62 @@ def test_ses_secret_never_in_an_error(make_message, allow_hosts) -> None:
         lambda c: ses(c, "https://ses.example").send(message, timeout_s=5), recorder.client()
     )
     assert SECRET_KEY not in result.error
+
+
+@pytest.fixture
+def aws_environment(monkeypatch, tmp_path):
+    """botocore's default chain limited to the environment: no files, no metadata calls."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+    return monkeypatch
+
+
+def chain_only(client, endpoint: str) -> SnsProvider:
+    return SnsProvider(
+        config=connection("sns", "sms", settings={"region": REGION, "endpoint_url": endpoint}),
+        client=client,
+        secrets=DictSecrets({}),
+    )
+
+
+def test_sns_without_secrets_uses_the_default_chain(moto, aws_environment, make_message) -> None:
+    aws_environment.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    aws_environment.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    message = make_message({"to": "+447700900124", "text": "from the chain"})
+
+    result = run(lambda c: chain_only(c, moto).send(message, timeout_s=5), new_http_client())
+
+    assert result.outcome is Outcome.ACCEPTED, result.error
+    stored = sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages
+    assert list(stored.values()) == [("+447700900124", "from the chain")]
+
+
+def test_no_credentials_anywhere_is_our_error(aws_environment, allow_hosts, make_message) -> None:
+    allow_hosts("sns.example")
+    recorder = Recorder(httpx.Response(200))
+    result = run(
+        lambda c: chain_only(c, "https://sns.example").send(make_message(), timeout_s=5),
+        recorder.client(),
+    )
+    assert result.outcome is Outcome.EXECUTOR_ERROR
+    assert "no AWS credentials" in result.error
+    assert recorder.requests == []
+
+
+def test_sns_unknown_sms_type_is_our_error(allow_hosts, make_message) -> None:
+    allow_hosts("sns.example")
+    recorder = Recorder(httpx.Response(200))
+    result = run(
+        lambda c: sns(c, "https://sns.example", sms_type="Urgent").send(
+            make_message(), timeout_s=5
+        ),
+        recorder.client(),
+    )
+    assert result.outcome is Outcome.EXECUTOR_ERROR
+    assert "Transactional" in result.error
+    assert recorder.requests == []

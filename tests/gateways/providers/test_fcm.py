@@ -3,8 +3,10 @@ JWT assertion signed with a service-account key made here) and the send."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -64,8 +66,16 @@ class Google:
             200, json={"access_token": ACCESS_TOKEN, "expires_in": 3599, "token_type": "Bearer"}
         )
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        return self.token if str(request.url) == TOKEN_URI else self.send
+    def __call__(
+        self, request: httpx.Request
+    ) -> httpx.Response | Coroutine[Any, Any, httpx.Response]:
+        if str(request.url) == TOKEN_URI:
+            return self._token()
+        return self.send
+
+    async def _token(self) -> httpx.Response:
+        await asyncio.sleep(0)  # a real round trip yields: other sends run meanwhile
+        return self.token
 
 
 def provider(client, service_account, secrets=None) -> FcmProvider:
@@ -324,3 +334,19 @@ def test_probe_is_the_token_exchange_alone(service_account) -> None:
     probe = run(lambda c: provider(c, service_account).probe(timeout_s=5), recorder.client())
     assert probe.ok
     assert [str(r.url) for r in recorder.requests] == [TOKEN_URI]
+
+
+def test_a_concurrent_batch_exchanges_one_token(service_account, make_message) -> None:
+    recorder = Recorder(Google(SENT))
+
+    async def batch(client):
+        fcm = provider(client, service_account)
+        return await asyncio.gather(
+            *(fcm.send(make_message({"token": f"{DEVICE}-{n}"}), timeout_s=5) for n in range(20))
+        )
+
+    results = run(batch, recorder.client())
+    assert all(r.outcome is Outcome.ACCEPTED for r in results)
+    urls = [str(r.url) for r in recorder.requests]
+    assert urls.count(TOKEN_URI) == 1
+    assert urls.count(SEND_URL) == 20

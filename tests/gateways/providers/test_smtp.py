@@ -29,6 +29,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.envelopes: list[Envelope] = []
+        self.peers: list[tuple[str, int]] = []  # the client end of the session of each message
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         local = address.partition("@")[0]
@@ -45,6 +46,7 @@ class Mailbox:
         if b"X-Reject-Data" in envelope.content:
             return "552 5.3.4 Message size exceeds fixed limit"
         self.envelopes.append(envelope)
+        self.peers.append(session.peer)
         return "250 2.0.0 Ok: queued as 4F9A2"
 
 
@@ -104,13 +106,19 @@ def provider(server, certificate, *, password: str = PASSWORD, **settings) -> Sm
             },
             secrets={"username": "env:SMTP_USER", "password": "env:SMTP_PASSWORD"},
         ),
-        client=None,  # type: ignore[arg-type]  # SMTP needs no HTTP client
+        client=None,
         secrets=DictSecrets({"env:SMTP_USER": USERNAME, "env:SMTP_PASSWORD": password}),
     )
 
 
 def send(smtp: SmtpProvider, message, timeout_s: float = 5.0):
-    return asyncio.run(smtp.send(message, timeout_s=timeout_s))
+    async def scenario():
+        try:
+            return await smtp.send(message, timeout_s=timeout_s)
+        finally:
+            await smtp.aclose()
+
+    return asyncio.run(scenario())
 
 
 def test_registered() -> None:
@@ -265,7 +273,7 @@ def test_plain_server_without_tls(certificate, make_message) -> None:
                     "from": "a@acme.example",
                 },
             ),
-            client=None,  # type: ignore[arg-type]
+            client=None,
             secrets=DictSecrets({}),
         )
         result = send(
@@ -292,15 +300,17 @@ def test_silent_server_times_out(make_message) -> None:
                     "from": "a@acme.example",
                 },
             ),
-            client=None,  # type: ignore[arg-type]
+            client=None,
             secrets=DictSecrets({}),
         )
         result = send(
             smtp,
             make_message({"to": "ann@example.org", "subject": "s", "text": "t"}),
-            timeout_s=0.3,
+            timeout_s=1.0,
         )
-    assert result.outcome is Outcome.TIMEOUT
+    # Silent before the greeting: nothing was sent, so a retry (even at most once) is safe.
+    assert result.outcome is Outcome.REJECTED_TRANSIENT
+    assert "nothing sent" in result.error
 
 
 @pytest.mark.parametrize(
@@ -319,3 +329,73 @@ def test_payload_errors_are_ours(certificate, make_message, payload, reason) -> 
     result = send(smtp, make_message(payload))
     assert result.outcome is Outcome.EXECUTOR_ERROR
     assert reason in result.error
+
+
+class SilentAfterData(Mailbox):
+    """Takes the whole message, then never answers the final dot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        await self.release.wait()
+        return "250 OK"
+
+
+def test_silence_after_the_message_left_is_an_unknown_outcome(make_message) -> None:
+    mailbox = SilentAfterData()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = SmtpProvider(
+            config=connection(
+                "smtp",
+                "email",
+                settings={
+                    "host": "127.0.0.1",
+                    "port": controller.port,
+                    "security": "none",
+                    "from": "a@acme.example",
+                },
+            ),
+            client=None,
+            secrets=DictSecrets({}),
+        )
+        result = send(
+            smtp,
+            make_message({"to": "ann@example.org", "subject": "s", "text": "t"}),
+            timeout_s=1.0,
+        )
+    finally:
+        controller.loop.call_soon_threadsafe(mailbox.release.set)
+        controller.stop()
+    # The server holds the message: a resend could deliver it twice (at_most_once: don't).
+    assert result.outcome is Outcome.TIMEOUT
+    assert "outcome unknown" in result.error
+    assert len(mailbox.envelopes) == 1
+
+
+def test_a_batch_shares_a_few_sessions(smtp_server, certificate, make_message) -> None:
+    smtp = provider(smtp_server, certificate, max_connections=2)
+    messages = [
+        make_message({"to": f"user{n}@example.org", "subject": f"n{n}", "text": "t"})
+        for n in range(10)
+    ]
+    messages.insert(3, make_message({"to": "nouser@example.org", "subject": "x", "text": "t"}))
+
+    async def batch():
+        try:
+            return await asyncio.gather(*(smtp.send(m, timeout_s=5) for m in messages))
+        finally:
+            await smtp.aclose()
+
+    results = asyncio.run(batch())
+
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(Outcome.ACCEPTED) == 10
+    assert outcomes.count(Outcome.REJECTED_PERMANENT) == 1
+    mailbox = smtp_server[2]
+    assert len(mailbox.envelopes) == 10
+    assert len(set(mailbox.peers)) <= 2  # at most max_connections sessions, each reused

@@ -230,3 +230,35 @@ def test_probe_refused_credentials() -> None:
     assert not probe.ok
     assert "401" in probe.detail
     assert secrets.invalidated == ["env:TWILIO_AUTH_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), Outcome.REJECTED_TRANSIENT),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            Outcome.TIMEOUT,
+        ),
+        (httpx.ReadError("[Errno 104] Connection reset by peer"), Outcome.TIMEOUT),
+    ],
+)
+def test_a_lost_connection_after_the_request_left_is_an_unknown_outcome(
+    make_message, error, outcome
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    result = send(Recorder(fail), make_message())
+    assert result.outcome is outcome
+
+
+def test_status_callback_asks_for_receipts(make_message) -> None:
+    recorder = Recorder(httpx.Response(201, json=CREATED))
+    send(
+        recorder,
+        make_message(),
+        status_callback="https://portal.example/hooks/receipts/twilio-main",
+    )
+    form = parse_qs(recorder.requests[0].content.decode())
+    assert form["StatusCallback"] == ["https://portal.example/hooks/receipts/twilio-main"]

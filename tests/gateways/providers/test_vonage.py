@@ -41,12 +41,12 @@ def _allowed(allow_hosts) -> None:
     allow_hosts("rest.nexmo.com")
 
 
-def provider(client, secrets=None) -> VonageProvider:
+def provider(client, secrets=None, **settings) -> VonageProvider:
     return VonageProvider(
         config=connection(
             "vonage",
             "sms",
-            settings={"from": "AcmeInc"},
+            settings={"from": "AcmeInc", **settings},
             secrets={"api_key": "env:VONAGE_KEY", "api_secret": "env:VONAGE_SECRET"},
         ),
         client=client,
@@ -167,3 +167,15 @@ def test_probe_failure_hides_the_secret() -> None:
     probe = run(lambda c: provider(c).probe(timeout_s=2), recorder.client())
     assert not probe.ok
     assert API_SECRET not in probe.detail
+
+
+def test_callback_asks_for_receipts(make_message) -> None:
+    recorder = Recorder(httpx.Response(200, json=ACCEPTED))
+    run(
+        lambda c: provider(c, callback="https://portal.example/hooks/receipts/vonage-main").send(
+            make_message(), timeout_s=2
+        ),
+        recorder.client(),
+    )
+    form = parse_qs(recorder.requests[0].content.decode())
+    assert form["callback"] == ["https://portal.example/hooks/receipts/vonage-main"]

@@ -137,3 +137,13 @@ def test_probe_sends_no_body() -> None:
 def test_probe_fails_on_server_error() -> None:
     probe = run(lambda c: provider(c).probe(timeout_s=2), Recorder(httpx.Response(502)).client())
     assert not probe.ok
+
+
+def test_two_secrets_sign_side_by_side_during_a_rotation(make_message) -> None:
+    new = "whsec_" + base64.b64encode(b"the new signing secret!!").decode()
+    recorder = Recorder(httpx.Response(204))
+    send(recorder, make_message({"a": 1}), secret=f"{new} {SECRET}")
+    (request,) = recorder.requests
+    assert request.headers["webhook-signature"].count("v1,") == 2
+    for secret in (new, SECRET):  # a receiver holding either secret verifies it
+        Webhook(secret).verify(request.content, dict(request.headers))
