@@ -1,0 +1,75 @@
+"""Fixtures for connection tests: a folder of target files and one of connection files."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURE_TARGETS
+from tests.gateways.conftest import simulator, simulator_settings  # noqa: F401 (fixtures)
+
+
+class RegistryFolders:
+    def __init__(self, root: Path) -> None:
+        self.targets = root / "targets"
+        self.connections = root / "connections"
+        shutil.copytree(FIXTURE_TARGETS, self.targets)
+        self.connections.mkdir()
+
+    def connection(self, name: str, text: str) -> Path:
+        path = self.connections / f"{name}.toml"
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def target(self, name: str, text: str) -> Path:
+        path = self.targets / f"{name}.toml"
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    def sync(self):
+        from intents.registry import registry_sync
+
+        return registry_sync(
+            directory=self.targets, connections_directory=self.connections, actor_label="tests"
+        )
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> RegistryFolders:
+    return RegistryFolders(tmp_path)
+
+
+SIMULATOR_SMS = """
+key = "sim-a"
+provider = "simulator"
+channel = "sms"
+rate_per_second = 5
+[settings]
+url = "http://127.0.0.1:9/sms"
+"""
+
+
+def sms_target(key: str, connections: list[str], *, delivery: str | None = None) -> str:
+    names = ", ".join(f'"{c}"' for c in connections)
+    delivery_line = f'delivery = "{delivery}"' if delivery else ""
+    return f"""
+    key = "{key}"
+    version = "1.0"
+    gateway = "sms"
+    connections = [{names}]
+    {delivery_line}
+    attempt_timeout_s = 5
+    acceptance_deadline_s = 600
+    [retry]
+    strategy = "fixed"
+    initial_delay_s = 1
+    multiplier = 1.0
+    max_delay_s = 1
+    max_attempts = 6
+    [schema]
+    type = "object"
+    required = ["to", "text"]
+    """
