@@ -73,3 +73,27 @@ def sms_target(key: str, connections: list[str], *, delivery: str | None = None)
     type = "object"
     required = ["to", "text"]
     """
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real AWS API emulator (moto in server mode) on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_secrets(moto_server, monkeypatch, settings):
+    """A Secrets Manager client on the emulator, and the settings aimed at it."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    settings.SECRETS_AWS_REGION = "eu-west-1"
+    settings.SECRETS_AWS_ENDPOINT_URL = moto_server
+    return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_server)
