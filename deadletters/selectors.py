@@ -38,6 +38,7 @@ DEAD_LETTER_REASONS = (
     ReasonCode.GATEWAY_REJECTED,
     ReasonCode.ATTEMPTS_EXHAUSTED,
     ReasonCode.DEADLINE_PASSED,
+    ReasonCode.OUTCOME_UNKNOWN,
 )
 
 

@@ -97,3 +97,64 @@ def aws_secrets(moto_server, monkeypatch, settings):
     settings.SECRETS_AWS_REGION = "eu-west-1"
     settings.SECRETS_AWS_ENDPOINT_URL = moto_server
     return boto3.client("secretsmanager", region_name="eu-west-1", endpoint_url=moto_server)
+
+
+SCRIPTED = "tests.connections.scripted_provider.ScriptedProvider"
+
+
+@pytest.fixture
+def scripted_provider(monkeypatch):
+    """The ``scripted`` provider registered next to the real ones."""
+    from gateways import providers
+    from tests.connections import scripted_provider as module
+
+    monkeypatch.setitem(providers.PROVIDERS, "scripted", SCRIPTED)
+    module.reset()
+    yield module
+    module.reset()
+
+
+def scripted_connection(key: str, mode: str = "up", extra: str = "") -> str:
+    return f"""
+    key = "{key}"
+    provider = "scripted"
+    channel = "sms"
+    {extra}
+    [settings]
+    mode = "{mode}"
+    """
+
+
+@pytest.fixture
+def engine(folders, scripted_provider, tenant, frozen_clock):
+    """Submit intents to a routed target and run batches through the real engine."""
+    return Engine(folders, tenant, frozen_clock)
+
+
+class Engine:
+    def __init__(self, folders, tenant, clock) -> None:
+        self.folders, self.tenant, self.clock = folders, tenant, clock
+        self.counter = 0
+
+    def submit(self, target: str = "sms.routed", to: str = "+15550100001"):
+        from intents.services import intent_submit
+
+        self.counter += 1
+        return intent_submit(
+            tenant=self.tenant,
+            idempotency_key=f"k-{self.counter}",
+            target_key=target,
+            contract_version=None,
+            payload={"to": to, "text": "hello"},
+        ).intent
+
+    def run(self, size: int = 100) -> int:
+        from intents.dispatch import claim_batch
+        from intents.execution import execute_batch
+
+        batch = claim_batch(
+            tenant_ids=[self.tenant.id], batch_size=size, worker_id="w", lease_margin_s=30
+        )
+        if batch is None:
+            return 0
+        return execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids)
