@@ -36,6 +36,7 @@ from .retry import Decision, RetryPolicy, decide_after_attempt
 from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
 from .signals import intents_dead_lettered
+from .suppressions import recipients_of, suppression_add
 
 EXECUTION_FIELDS = (
     "id",
@@ -91,6 +92,13 @@ class AttemptReport:
     connection: str = ""  # the connection the attempt went out through
     connection_cursor: int | None = None  # where the next attempt starts
     deferral: Deferral | None = None  # not sent: throttled or circuit open, not charged
+    suppress: list[str] = dataclasses.field(default_factory=list)  # recipients to suppress
+
+
+def _recipients_to_suppress(intent: Intent, result: GatewayResult) -> list[str]:
+    if not result.suppress_recipient:
+        return []
+    return recipients_of(intent.contract["gateway"], json.loads(bytes(intent.payload)))
 
 
 async def _send_one(
@@ -170,6 +178,7 @@ def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
                     connection_cursor=cursor_after(
                         route.intent.contract, route.index, result.outcome
                     ),
+                    suppress=_recipients_to_suppress(route.intent, result),
                 )
             )
     for intent, _, error in plan.unroutable:  # our configuration: charged like any fault
@@ -415,6 +424,17 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                     connection=report.connection,
                 )
             )
+            for recipient in report.suppress:  # same transaction as the attempt
+                suppression_add(
+                    tenant_id=intent.tenant_id,
+                    channel=intent.contract["gateway"],
+                    recipient=recipient,
+                    connection=report.connection,
+                    provider_code=result.provider_code,
+                    reason=result.error,
+                    intent_public_id=intent.public_id,
+                    now=now,
+                )
         _save(changed, attempts, now, deferred_ids)
 
 
