@@ -25,6 +25,7 @@ from django.conf import settings
 
 SCHEMES = ("env:", "file:", "aws-secretsmanager:")
 REDACTED = "[redacted]"
+MAX_REMEMBERED_VALUES = 1000
 
 
 class SecretUnavailable(LookupError):
@@ -64,6 +65,9 @@ class SecretResolver:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[str, float]] = {}  # reference -> (value, read at)
+        # Every value served lately, invalidated or not: a provider may echo a refused
+        # credential into its error after the cache dropped it. Oldest first, bounded.
+        self._served: dict[str, None] = {}
         self._aws_client: Any = None
 
     @property
@@ -79,6 +83,10 @@ class SecretResolver:
         value = self._read(reference)
         with self._lock:
             self._cache[reference] = (value, now)
+            self._served.pop(value, None)
+            self._served[value] = None
+            while len(self._served) > MAX_REMEMBERED_VALUES:
+                self._served.pop(next(iter(self._served)))
         return value
 
     def invalidate(self, reference: str) -> None:
@@ -89,7 +97,7 @@ class SecretResolver:
         """``text`` with every value this resolver holds blanked: the engine's last line
         of defence before an error reaches an attempt row or a log line."""
         with self._lock:
-            values = sorted({value for value, _ in self._cache.values()}, key=len, reverse=True)
+            values = sorted(self._served, key=len, reverse=True)
         for value in values:
             if len(value) >= 4 and value in text:  # a 1 to 3 character value would blank noise
                 text = text.replace(value, REDACTED)
@@ -98,6 +106,7 @@ class SecretResolver:
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
+            self._served.clear()
 
     def _read(self, reference: str) -> str:
         try:

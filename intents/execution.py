@@ -118,6 +118,9 @@ async def _send_one(
                 payload=json.loads(bytes(intent.payload)),
             )
             result = await provider.send(message, timeout_s=timeout_s)
+            if result.auth_failed:  # refused credentials: the next use reads them afresh
+                for reference in route.spec.config.secrets.values():
+                    session.secrets.invalidate(reference)
         except Exception as exc:  # our own fault: a bad provider or configuration
             result = GatewayResult(
                 Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200]

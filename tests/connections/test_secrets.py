@@ -132,3 +132,11 @@ def test_scrub_blanks_every_resolved_value(monkeypatch) -> None:
     assert (
         resolver.scrub("HTTP 401: bad token very-secret-token") == "HTTP 401: bad token [redacted]"
     )
+
+
+def test_scrub_still_knows_a_value_after_its_invalidation(monkeypatch) -> None:
+    resolver = SecretResolver()
+    monkeypatch.setenv("PORTAL_TEST_TOKEN", "refused-token-value")
+    resolver.get("env:PORTAL_TEST_TOKEN")
+    resolver.invalidate("env:PORTAL_TEST_TOKEN")  # the provider said 401
+    assert resolver.scrub("token refused-token-value refused") == "token [redacted] refused"
