@@ -15,7 +15,7 @@ DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 _INPROCESS = "gateways.adapters.inprocess.InProcessGateway"
-GATEWAY_ADAPTERS = {"sms": _INPROCESS, "push": _INPROCESS, "http": _INPROCESS}
+GATEWAY_ADAPTERS = {"sms": _INPROCESS, "push": _INPROCESS, "http": _INPROCESS, "email": _INPROCESS}
 GATEWAY_INPROCESS_LATENCY_S = float(os.environ.get("BENCH_GATEWAY_LATENCY_S", "0") or 0)
 
 # Generous limits: the bench measures throughput, not the tenant's rate limit.

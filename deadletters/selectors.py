@@ -39,6 +39,7 @@ DEAD_LETTER_REASONS = (
     ReasonCode.GATEWAY_REJECTED,
     ReasonCode.ATTEMPTS_EXHAUSTED,
     ReasonCode.DEADLINE_PASSED,
+    ReasonCode.OUTCOME_UNKNOWN,
 )
 
 

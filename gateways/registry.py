@@ -3,7 +3,13 @@
 The engine opens one ``GatewaySession`` per batch inside ``asyncio.run``::
 
     async with GatewaySession() as session:
-        result = await session.get("sms").send(message, timeout_s=5)
+        result = await session.connection(config).send(message, timeout_s=5)
+
+``connection(config)`` builds the provider a connection names
+(``gateways.providers.PROVIDERS``) as ``ProviderClass(config=config, client=<the shared
+client>, secrets=<the process's SecretResolver>)``, once per connection per session.
+``get(name)`` still serves the channel adapters of ``GATEWAY_ADAPTERS`` directly
+(reconciliation's status lookups use it).
 
 Adapters in one session share one pooled ``httpx.AsyncClient`` (an httpx client is
 bound to the event loop it first ran on, so it cannot outlive the batch's loop). It is
@@ -23,7 +29,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .adapters.base_http import new_http_client
-from .base import Gateway
+from .base import ConnectionConfig, Gateway, Provider, SecretSource
+from .providers import provider_class
 
 # A batch sends up to ~100 messages at once; leave headroom so none waits for a socket.
 DEFAULT_MAX_CONNECTIONS = 200
@@ -41,12 +48,17 @@ class GatewaySession:
         *,
         adapters: Mapping[str, str] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        secrets: SecretSource | None = None,
     ) -> None:
         self._adapter_paths = dict(settings.GATEWAY_ADAPTERS if adapters is None else adapters)
         self._max_connections = max_connections
         self._open = False
         self._client: httpx.AsyncClient | None = None
         self._gateways: dict[str, Gateway] = {}
+        self._providers: dict[str, tuple[ConnectionConfig, Provider]] = {}
+        from .secrets import resolver
+
+        self.secrets: SecretSource = resolver if secrets is None else secrets
 
     async def __aenter__(self) -> GatewaySession:
         self._open = True
@@ -61,9 +73,10 @@ class GatewaySession:
         self._open = False
         client, self._client = self._client, None
         gateways, self._gateways = list(self._gateways.values()), {}
+        providers, self._providers = [p for _, p in self._providers.values()], {}
         try:
-            for gateway in gateways:
-                await gateway.aclose()
+            for closable in [*providers, *gateways]:
+                await closable.aclose()
         finally:
             if client is not None:
                 await client.aclose()
@@ -101,3 +114,21 @@ class GatewaySession:
         gateway = adapter_class(client=self.client if needs_client else None, name=name)
         self._gateways[name] = gateway
         return gateway
+
+    def connection(self, config: ConnectionConfig) -> Provider:
+        """The provider serving connection ``config``, built on first use in this session.
+
+        Raises ``UnknownProvider`` for a provider key nobody registered. A provider class
+        may say it needs no network for this config (``needs_http_client(config)``
+        returning False), so no client is built for it.
+        """
+        self._require_open()
+        cached = self._providers.get(config.key)
+        if cached is not None and cached[0] == config:
+            return cached[1]
+        provider_type = provider_class(config.provider)
+        needs_client = getattr(provider_type, "needs_http_client", None)
+        client = self.client if needs_client is None or needs_client(config) else None
+        provider: Provider = provider_type(config=config, client=client, secrets=self.secrets)
+        self._providers[config.key] = (config, provider)
+        return provider

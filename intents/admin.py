@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.accounts.admin_mixins import RecordAdmin
+from portal.accounts.admin_mixins import RecordAdmin, holds_any_role
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
+from portal.audit.services import Actor
 
-from .models import Intent
+from .models import Intent, Suppression
 from .selectors import attempts_for_intent, intent_payload_masked
+from .suppressions import SuppressionNotFound, suppression_lift
 
 
 @admin.register(Intent)
@@ -68,6 +70,7 @@ class IntentAdmin(RecordAdmin):
         "deadline_at",
         "cancel_requested",
         "gateway_message_id",
+        "connection",
         "correlation_id",
         "payload_sha256",
         "metadata",
@@ -100,3 +103,53 @@ def intent_detail_context(intent: Intent) -> dict[str, Any]:
         ),
         "sensitive_fields": (intent.contract or {}).get("sensitive_fields", []),
     }
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(RecordAdmin):
+    """The suppression list: operators see it (their tenants only) and lift entries."""
+
+    view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
+    lift_roles = (OPERATORS, PLATFORM_ADMINS)
+    tenant_field = "tenant"
+    public_id_fields = ("intent_public_id",)
+    list_display = (
+        "recipient_masked",
+        "channel",
+        "tenant",
+        "connection",
+        "provider_code",
+        "created_at",
+    )
+    list_filter = (("tenant", admin.RelatedOnlyFieldListFilter), "channel", "connection")
+    list_select_related = ("tenant",)
+    ordering = ("-created_at", "-id")
+    fields = (
+        "recipient_masked",
+        "channel",
+        "tenant",
+        "connection",
+        "provider_code",
+        "reason",
+        "intent_public_id",
+        "created_at",
+    )
+    readonly_fields = fields
+    actions = ["lift"]
+
+    def has_lift_permission(self, request: HttpRequest) -> bool:
+        return holds_any_role(request.user, self.lift_roles)
+
+    @admin.action(description="Lift the selected suppressions", permissions=["lift"])
+    def lift(self, request: HttpRequest, queryset: QuerySet[Suppression]) -> None:
+        actor = Actor.user(request.user)
+        lifted = 0
+        for row in queryset:
+            try:
+                suppression_lift(
+                    suppression=row, actor=actor, ip_address=request.META.get("REMOTE_ADDR")
+                )
+                lifted += 1
+            except SuppressionNotFound:
+                continue  # lifted by someone else meanwhile
+        self.message_user(request, f"Lifted {lifted} suppression(s).", messages.SUCCESS)

@@ -107,6 +107,9 @@ EXAMPLE_INTENT = {
     "generation": 1,
     "payload_sha256": "3f0a6c2e1b4d5a7c9e8f0b1a2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5",
     "metadata": {"order": "A-17"},
+    "connection": None,
+    "delivery_status": None,
+    "delivered_at": None,
 }
 EXAMPLE_CANCELLED = {
     **EXAMPLE_INTENT,

@@ -25,14 +25,18 @@ from typing import Any
 from django.db import connection, models, transaction
 
 from gateways.base import GatewayMessage, GatewayResult, Outcome
+from gateways.circuit import ConnectionOutcomes, circuit_record
 from gateways.registry import GatewaySession
+from gateways.secrets import resolver as secret_resolver
 from portal import clock
 from portal.observability import lifecycle, metrics
 
 from .models import Attempt, AttemptOutcome, Intent, IntentStatus, ReasonCode
 from .retry import Decision, RetryPolicy, decide_after_attempt
+from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
 from .signals import intents_dead_lettered
+from .suppressions import recipients_of, suppression_add
 
 EXECUTION_FIELDS = (
     "id",
@@ -50,6 +54,8 @@ EXECUTION_FIELDS = (
     "correlation_id",
     "generation",
     "lease_owner",
+    "connection",
+    "connection_cursor",
     "created_at",
 )
 RECORDED_FIELDS = (
@@ -62,6 +68,8 @@ RECORDED_FIELDS = (
     "gateway_message_id",
     "finished_at",
     "updated_at",
+    "connection",
+    "connection_cursor",
 )
 # What recording reads (the decision, dead letters, metrics, log lines) and writes back:
 # every recorded field is loaded, so writing one that ``_apply`` left alone costs no
@@ -81,35 +89,57 @@ class AttemptReport:
     finished_at: dt.datetime | None = None
     duration_ms: int = 0
     outcome_without_attempt: Decision | None = None
+    connection: str = ""  # the connection the attempt went out through
+    connection_cursor: int | None = None  # where the next attempt starts
+    deferral: Deferral | None = None  # not sent: throttled or circuit open, not charged
+    suppress: list[str] = dataclasses.field(default_factory=list)  # recipients to suppress
+
+
+def _recipients_to_suppress(intent: Intent, result: GatewayResult) -> list[str]:
+    if not result.suppress_recipient:
+        return []
+    return recipients_of(intent.contract["gateway"], json.loads(bytes(intent.payload)))
 
 
 async def _send_one(
-    session: GatewaySession, intent: Intent, timeout_s: float
+    session: GatewaySession, route: Route
 ) -> tuple[GatewayResult, dt.datetime, dt.datetime, int]:
+    intent, timeout_s = route.intent, route.timeout_s
     started = clock.now()
     t0 = time.perf_counter()
-    gateway_name = intent.contract["gateway"]
-    with lifecycle.attempt(intent, gateway=gateway_name, timeout_s=timeout_s) as logged:
+    with lifecycle.attempt(
+        intent, gateway=intent.contract["gateway"], timeout_s=timeout_s
+    ) as logged:
         try:
-            gateway = session.get(gateway_name)
+            provider = session.connection(route.spec.config)
             message = GatewayMessage(
                 idempotency_key=str(intent.public_id),
                 correlation_id=lifecycle.correlation_id_of(intent),
                 payload=json.loads(bytes(intent.payload)),
             )
-            result = await gateway.send(message, timeout_s=timeout_s)
-        except Exception as exc:  # our own fault: a bad adapter or configuration
+            result = await provider.send(message, timeout_s=timeout_s)
+            if result.auth_failed:  # refused credentials: the next use reads them afresh
+                for reference in route.spec.config.secrets.values():
+                    session.secrets.invalidate(reference)
+        except Exception as exc:  # our own fault: a bad provider or configuration
             result = GatewayResult(
                 Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200]
             )
+        result = _scrubbed(result)
         logged.result = result
     elapsed = time.perf_counter() - t0
     return result, started, started + dt.timedelta(seconds=elapsed), int(elapsed * 1000)
 
 
-async def _send_all(batch: list[tuple[Intent, float]]) -> list[tuple]:
+def _scrubbed(result: GatewayResult) -> GatewayResult:
+    """The result without any secret value, whatever the provider put in its error."""
+    error = secret_resolver.scrub(result.error) if result.error else ""
+    return result if error == result.error else dataclasses.replace(result, error=error)
+
+
+async def _send_routes(routes: list[Route]) -> list[tuple]:
     async with GatewaySession() as session:
-        return await asyncio.gather(*(_send_one(session, i, t) for i, t in batch))
+        return await asyncio.gather(*(_send_one(session, route) for route in routes))
 
 
 def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
@@ -135,12 +165,77 @@ def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
         else:
             # Never let an attempt run past the deadline.
             to_send.append((intent, min(intent.attempt_timeout_s, remaining)))
-    if to_send:
-        sent = asyncio.run(_send_all(to_send))
-        for (intent, _), (result, started, finished, ms) in zip(to_send, sent, strict=True):
-            reports.append(AttemptReport(intent.id, result, started, finished, ms))
+    plan = plan_batch(to_send, now=now) if to_send else Plan()
+    reports.extend(_deferred_reports(plan))
+    if plan.routes:
+        sent = asyncio.run(_send_routes(plan.routes))
+        for route, (result, started, finished, ms) in zip(plan.routes, sent, strict=True):
+            reports.append(
+                AttemptReport(
+                    route.intent.id,
+                    result,
+                    started,
+                    finished,
+                    ms,
+                    connection=route.spec.key,
+                    connection_cursor=cursor_after(
+                        route.intent.contract, route.index, result.outcome
+                    ),
+                    suppress=_recipients_to_suppress(route.intent, result),
+                )
+            )
+    for intent, _, error in plan.unroutable:  # our configuration: charged like any fault
+        at = clock.now()
+        result = GatewayResult(Outcome.EXECUTOR_ERROR, error=error[:200])
+        reports.append(AttemptReport(intent.id, result, at, at, 0))
     record_outcomes(lease_token=lease_token, reports=reports)
+    _record_connection_health(plan, reports, now=now)
     return len(intents)
+
+
+def _deferred_reports(plan: Plan) -> list[AttemptReport]:
+    """Back to pending without an attempt, until the connection is expected back (never
+    past the deadline: at the deadline the next claim expires it)."""
+    reports = []
+    for deferral in plan.deferrals:
+        until = min(deferral.until, deferral.intent.deadline_at)
+        decision = Decision(IntentStatus.PENDING, "", until)
+        reports.append(
+            AttemptReport(
+                deferral.intent.id, None, outcome_without_attempt=decision, deferral=deferral
+            )
+        )
+    return reports
+
+
+def _record_connection_health(
+    plan: Plan, reports: list[AttemptReport], *, now: dt.datetime
+) -> None:
+    """Feed each connection's circuit with what this batch saw; count deferrals."""
+    by_key: dict[str, ConnectionOutcomes] = {}
+    for route in plan.routes:
+        if route.probe:
+            by_key.setdefault(route.spec.key, ConnectionOutcomes()).probe = True
+    for report in reports:
+        if report.result is not None and report.connection:
+            outcomes = by_key.setdefault(report.connection, ConnectionOutcomes())
+            outcomes.add(report.result.outcome, report.result.error)
+            metrics.CONNECTION_ATTEMPTS.labels(
+                connection=report.connection, outcome=report.result.outcome.value
+            ).inc()
+    for deferral in plan.deferrals:
+        outcomes = by_key.setdefault(deferral.connection, ConnectionOutcomes())
+        if deferral.reason == THROTTLED:
+            outcomes.throttle_waits += 1
+        else:
+            outcomes.circuit_deferrals += 1
+        metrics.CONNECTION_DEFERRALS.labels(
+            connection=deferral.connection, reason=deferral.reason
+        ).inc()
+    for key, outcomes in sorted(by_key.items()):  # sorted: workers lock rows in one order
+        spec = plan.specs.get(key)
+        if spec is not None:
+            circuit_record(key=key, policy=spec.circuit, outcomes=outcomes, now=now)
 
 
 def _apply(intent: Intent, decision: Decision, *, now: dt.datetime, message_id: str = "") -> None:
@@ -156,9 +251,17 @@ def _apply(intent: Intent, decision: Decision, *, now: dt.datetime, message_id: 
         intent.finished_at = now
 
 
+# Outcomes after which nobody knows whether the message reached the recipient.
+UNKNOWN_OUTCOMES = frozenset({AttemptOutcome.TIMEOUT, AttemptOutcome.LEASE_LOST})
+
+
 def _decide(
     intent: Intent, outcome: str, now: dt.datetime, retry_after_s: float | None
 ) -> Decision:
+    if intent.contract.get("delivery") == "at_most_once" and outcome in UNKNOWN_OUTCOMES:
+        # It may have been delivered: a resend could deliver twice, which this target
+        # forbids. Failed, with a dead letter an operator can judge.
+        return Decision(IntentStatus.FAILED, ReasonCode.OUTCOME_UNKNOWN)
     return decide_after_attempt(
         outcome=outcome,
         attempts_made=intent.attempts_count,
@@ -171,7 +274,12 @@ def _decide(
     )
 
 
-def _save(changed: list[Intent], attempts: list[Attempt], now: dt.datetime) -> None:
+def _save(
+    changed: list[Intent],
+    attempts: list[Attempt],
+    now: dt.datetime,
+    deferred_ids: frozenset[int] = frozenset(),
+) -> None:
     _write_states(changed)
     Attempt.objects.bulk_create(attempts, batch_size=100)
     dead = [
@@ -181,7 +289,7 @@ def _save(changed: list[Intent], attempts: list[Attempt], now: dt.datetime) -> N
     ]
     if dead:
         intents_dead_lettered.send(sender=Intent, intents=dead, now=now)
-    transaction.on_commit(lambda: _count(changed, attempts))
+    transaction.on_commit(lambda: _count(changed, attempts, deferred_ids))
 
 
 def _field_and_column(name: str) -> tuple[models.Field[Any, Any], str]:
@@ -222,7 +330,9 @@ def _write_states(intents: list[Intent]) -> None:
         cursor.executemany(sql, rows)
 
 
-def _count(changed: list[Intent], attempts: list[Attempt]) -> None:
+def _count(
+    changed: list[Intent], attempts: list[Attempt], deferred_ids: frozenset[int] = frozenset()
+) -> None:
     # Counted per label first: a metric's ``labels()`` lookup costs more than the count.
     gateway_of = {i.id: i.contract["gateway"] for i in changed}
     attempt_counts: Counter[tuple[str, str]] = Counter()
@@ -239,6 +349,8 @@ def _count(changed: list[Intent], attempts: list[Attempt]) -> None:
     finished: Counter[str] = Counter()
     latencies: dict[str, list[float]] = {}
     for intent in changed:
+        if intent.id in deferred_ids:
+            continue  # not an attempt: counted per connection as a deferral
         if intent.status == IntentStatus.PENDING:
             retries[gateway_of[intent.id]] += 1
         elif intent.finished_at is not None:
@@ -275,6 +387,7 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
             .only(*RECORDING_FIELDS)
         }
         changed, attempts = [], []
+        deferred_ids = frozenset(r.intent_id for r in reports if r.deferral is not None)
         for report in reports:
             intent = locked.get(report.intent_id)
             if intent is None:  # the lease was reclaimed meanwhile: this answer is late
@@ -289,6 +402,10 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
             result = report.result
             assert report.started_at is not None and report.finished_at is not None  # sent
             intent.attempts_count += 1
+            if report.connection:
+                intent.connection = report.connection
+            if report.connection_cursor is not None:
+                intent.connection_cursor = report.connection_cursor
             decision = _decide(intent, result.outcome.value, now, result.retry_after_s)
             _apply(intent, decision, now=now, message_id=result.message_id)
             changed.append(intent)
@@ -307,9 +424,21 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                     error=result.error[:500],
                     worker_id=lease_token,
                     retry_after_s=result.retry_after_s,
+                    connection=report.connection,
                 )
             )
-        _save(changed, attempts, now)
+            for recipient in report.suppress:  # same transaction as the attempt
+                suppression_add(
+                    tenant_id=intent.tenant_id,
+                    channel=intent.contract["gateway"],
+                    recipient=recipient,
+                    connection=report.connection,
+                    provider_code=result.provider_code,
+                    reason=result.error,
+                    intent_public_id=intent.public_id,
+                    now=now,
+                )
+        _save(changed, attempts, now, deferred_ids)
 
 
 def sweep_expired_leases(*, limit: int = 500) -> int:
@@ -336,6 +465,7 @@ def sweep_expired_leases(*, limit: int = 500) -> int:
                     outcome=AttemptOutcome.LEASE_LOST,
                     error=f"lease of {owner} expired; the worker stopped mid-attempt",
                     worker_id=owner,
+                    # Which connection it went out through died with the worker.
                 )
             )
         if changed:

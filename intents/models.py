@@ -79,6 +79,8 @@ class ReasonCode(models.TextChoices):
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     DEADLINE_PASSED = "deadline_passed"
     CANCELLED_BY_CLIENT = "cancelled_by_client"
+    # at_most_once: the attempt may have reached the recipient, so it is never retried.
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class Intent(models.Model):
@@ -124,6 +126,10 @@ class Intent(models.Model):
     gateway_message_id = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
     generation = models.PositiveIntegerField(default=1)
+    # The connection of the latest attempt, and where in the target's list the next
+    # attempt starts (a transient failure moves it on: failover).
+    connection = models.CharField(max_length=100, blank=True)
+    connection_cursor = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -197,6 +203,7 @@ class Attempt(models.Model):
     error = models.CharField(max_length=500, blank=True)
     worker_id = models.CharField(max_length=64, blank=True)
     retry_after_s = models.FloatField(null=True, blank=True)
+    connection = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["intent", "number"]
@@ -223,3 +230,32 @@ class ApiRateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} @ {self.window_start}: {self.count}"
+
+
+class Suppression(models.Model):
+    """A recipient a provider said can never be reached on this channel, for one tenant.
+
+    Stored as a keyed hash (HMAC-SHA256, ``SUPPRESSION_HASH_KEY``) and a masked form for
+    people; the address itself is never kept.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="suppressions")
+    channel = models.CharField(max_length=16)
+    recipient_hash = models.CharField(max_length=64)
+    recipient_masked = models.CharField(max_length=64)
+    connection = models.CharField(max_length=100, blank=True)
+    provider_code = models.CharField(max_length=64, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    intent_public_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "channel", "recipient_hash"], name="uniq_suppression"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.recipient_masked}"

@@ -17,15 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from django.conf import settings
 from django.db import transaction
 
+from gateways.connections import (
+    ConnectionFileError,
+    ConnectionSpec,
+    ConnectionSyncReport,
+    connections_apply,
+    known_channels,
+    load_connections_directory,
+)
 from portal.audit.services import Actor, audit_record
 
 from .errors import RegistryError
 from .models import Target, TargetRevision
 from .retry import STRATEGIES
 
-GATEWAYS = ("sms", "push", "http")
+GATEWAYS = ("sms", "push", "http", "email")
+DELIVERY_MODES = ("at_least_once", "at_most_once")
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,99}$")
 VERSION_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})$")
 TOP_LEVEL_KEYS = {
@@ -38,6 +48,8 @@ TOP_LEVEL_KEYS = {
     "schema",
     "sensitive_fields",
     "description",
+    "connections",
+    "delivery",
 }
 RETRY_KEYS = {"strategy", "initial_delay_s", "multiplier", "max_delay_s", "max_attempts"}
 MAX_ATTEMPTS_LIMIT = 100
@@ -143,7 +155,27 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(sensitive, list) or not all(isinstance(f, str) for f in sensitive):
         raise ValueError("sensitive_fields must be a list of payload field names")
 
+    connections = raw.get("connections")
+    if connections is not None and (
+        not isinstance(connections, list)
+        or not connections
+        or not all(isinstance(c, str) and c for c in connections)
+        or len(set(connections)) != len(connections)
+    ):
+        raise ValueError("connections must be a non-empty list of distinct connection keys")
+    delivery = raw.get("delivery")
+    if delivery is not None and delivery not in DELIVERY_MODES:
+        raise ValueError(f"delivery must be one of {', '.join(DELIVERY_MODES)}")
+
+    # The v1.1 keys enter the contract only when given: a file without them keeps the
+    # checksum it had, so a sync after the upgrade revises nothing.
+    optional: dict[str, Any] = {}
+    if connections is not None:
+        optional["connections"] = list(connections)
+    if delivery is not None:
+        optional["delivery"] = delivery
     return {
+        **optional,
         "key": key,
         "version": version,
         "gateway": gateway,
@@ -206,6 +238,33 @@ class SyncReport:
     revised: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     retired: list[str] = dataclasses.field(default_factory=list)
+    connections: ConnectionSyncReport = dataclasses.field(default_factory=ConnectionSyncReport)
+
+
+def load_connections(directory: Path) -> list[ConnectionSpec]:
+    """The connection files, all valid, or a RegistryError naming each bad one."""
+    try:
+        return load_connections_directory(directory)
+    except ConnectionFileError as exc:
+        raise RegistryError(str(exc)) from None
+
+
+def check_target_connections(specs: list[TargetSpec], connections: list[ConnectionSpec]) -> None:
+    """Every connection a target names exists and serves the target's channel."""
+    channels = known_channels(connections)
+    problems = []
+    for spec in specs:
+        for key in spec.contract.get("connections", []):
+            channel = channels.get(key)
+            if channel is None:
+                problems.append(f"{spec.path}: unknown connection {key!r}")
+            elif channel != spec.contract["gateway"]:
+                problems.append(
+                    f"{spec.path}: connection {key!r} serves {channel}, "
+                    f"not {spec.contract['gateway']}"
+                )
+    if problems:
+        raise RegistryError("; ".join(problems))
 
 
 def _diff(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> str:
@@ -230,12 +289,22 @@ def _check_version_moves_forward(spec: TargetSpec, current: TargetRevision) -> N
         )
 
 
-def registry_sync(*, directory: Path, actor_label: str = "sync_targets") -> SyncReport:
-    """Load every file in ``directory`` and record what changed, all or nothing."""
+def registry_sync(
+    *,
+    directory: Path,
+    actor_label: str = "sync_targets",
+    connections_directory: Path | None = None,
+) -> SyncReport:
+    """Load every target file in ``directory`` and every connection file in
+    ``connections_directory`` (``CONNECTIONS_DIR``), and record what changed, all or
+    nothing."""
     specs = load_directory(Path(directory))
+    connection_specs = load_connections(Path(connections_directory or settings.CONNECTIONS_DIR))
+    check_target_connections(specs, connection_specs)
     report = SyncReport()
     actor = Actor.system(actor_label)
     with transaction.atomic():
+        report.connections = connections_apply(specs=connection_specs, actor_label=actor_label)
         # Lock the registry rows first (no join: PostgreSQL cannot lock an outer join's
         # nullable side), then read the current revisions.
         targets = {t.key: t for t in Target.objects.select_for_update().order_by("key")}

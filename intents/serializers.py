@@ -159,9 +159,22 @@ class IntentOutputSerializer(serializers.Serializer):
     generation = serializers.IntegerField()
     payload_sha256 = serializers.CharField()
     metadata = JsonObjectField()
+    connection = BlankAsNullCharField(
+        allow_null=True, help_text="The connection of the latest attempt (null before one)."
+    )
+    # Delivery receipts fill these (CONTRACT.md v1.1); until a receipt arrives, null.
+    delivery_status = serializers.SerializerMethodField()
+    delivered_at = serializers.SerializerMethodField()
 
     class Meta:
         ref_name = "Intent"
+
+    def get_delivery_status(self, instance: Intent) -> str | None:
+        return getattr(instance, "delivery_status", None) or None
+
+    def get_delivered_at(self, instance: Intent) -> str | None:
+        value = getattr(instance, "delivered_at", None)
+        return serializers.DateTimeField().to_representation(value) if value else None
 
     def to_representation(self, instance: Intent) -> dict[str, Any]:
         data = super().to_representation(instance)

@@ -39,6 +39,7 @@ from .selectors import (
     open_intent_count_forget,
     open_intent_count_reaches,
 )
+from .suppressions import recipient_suppressed_check
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -309,6 +310,7 @@ def _admissible(
     ]
     if errors:
         raise PayloadInvalid("The payload does not match the target's schema.", errors=errors)
+    recipient_suppressed_check(tenant=tenant, channel=revision.gateway, payload=payload)
     contract = effective_contract(revision.contract, tenant)
     deadline_s = contract["acceptance_deadline_s"]
     if deadline_seconds is not None:

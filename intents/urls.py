@@ -14,6 +14,7 @@ from .api import (
     IntentListApi,
     TargetListApi,
 )
+from .api_suppressions import SuppressionLiftApi, SuppressionListApi
 
 urlpatterns = [
     path("intents", method_router(get=IntentListApi, post=IntentCreateApi), name="api-intents"),
@@ -25,6 +26,12 @@ urlpatterns = [
     ),
     path("intents/<uuid:public_id>/cancel", IntentCancelApi.as_view(), name="api-intent-cancel"),
     path("targets", TargetListApi.as_view(), name="api-targets"),
+    path("suppressions", SuppressionListApi.as_view(), name="api-suppressions"),
+    path(
+        "suppressions/<str:channel>/<str:recipient>",
+        SuppressionLiftApi.as_view(),
+        name="api-suppression-lift",
+    ),
     path("schema", ApiSchemaView.as_view(), name="api-schema"),
     path("docs", ApiDocsView.as_view(), name="api-docs"),
 ]

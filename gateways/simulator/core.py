@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-GATEWAY_PATHS = {"/sms": "to", "/push": "token", "/http": "to"}  # path -> recipient field
+GATEWAY_PATHS = {"/sms": "to", "/push": "token", "/http": "to", "/email": "to"}  # -> recipient
 MESSAGES_PATH = "/messages"
 # A long-running `make run` simulator must not grow without bound.
 DEFAULT_MAX_RECORDS = 100_000
@@ -94,6 +94,8 @@ class GatewaySimulator:
             value = data.get(GATEWAY_PATHS[path])
             if value is None and path == "/push":
                 value = data.get("to")
+            if isinstance(value, list) and path == "/email":  # email: the first address decides
+                value = value[0] if value else None
             recipient = "" if value is None else str(value)
         with self._lock:
             if not isinstance(data, dict):
@@ -101,7 +103,9 @@ class GatewaySimulator:
             elif not key:
                 response = _error(400, "Idempotency-Key header is required")
             else:
-                response = self._decide_locked(key, recipient)
+                # An address's local part carries the magic ending: bounce-00400@example.com.
+                decided_by = recipient.split("@", 1)[0] if path == "/email" else recipient
+                response = self._decide_locked(key, decided_by)
             self._records.append(
                 {
                     "path": path,

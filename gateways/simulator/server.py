@@ -2,7 +2,7 @@
 
 Endpoints (CONTRACT.md, "Gateway simulator", plus the status lookup)::
 
-    POST   /sms  /push  /http          a message; its recipient decides the answer
+    POST   /sms  /push  /http  /email  a message; its recipient decides the answer
     GET    /sms/status/<key>           was a message with Idempotency-Key <key> accepted?
     GET    /push/status/<key>            (likewise; the three paths share one key space)
     GET    /http/status/<key>

@@ -34,6 +34,9 @@ class Tenant(models.Model):
         blank=True,
         help_text='Bounded retry-policy overrides, e.g. {"max_attempts": 3}.',
     )
+    # Channels with at least one suppressed recipient: intake looks the list up only
+    # for these, so a tenant without suppressions pays no query for it.
+    suppressed_channels = models.JSONField(default=list, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

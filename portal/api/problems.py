@@ -62,6 +62,7 @@ CATALOGUE: dict[str, ProblemKind] = {
     "target_unknown": ProblemKind(422, "Unknown target"),
     "contract_incompatible": ProblemKind(422, "Contract version not compatible with the registry"),
     "payload_invalid": ProblemKind(422, "Payload does not match the target's schema"),
+    "recipient_suppressed": ProblemKind(422, "Recipient is on the suppression list"),
     "rate_limited": ProblemKind(429, "Too many requests"),
     "quota_exceeded": ProblemKind(429, "Too many open intents"),
     "internal_error": ProblemKind(500, "Internal server error"),

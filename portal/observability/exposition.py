@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from gateways.selectors import circuit_state_values
 from portal import clock
 
 from . import selectors
@@ -45,6 +46,7 @@ class DatabaseCollector:
             now = clock.db_now()
             backlog = selectors.backlog(now=now)
             heartbeat_ages = selectors.heartbeat_ages(now=now)
+            circuits = circuit_state_values()
         except DatabaseError as exc:
             logger.warning("metrics.database_unavailable", error=str(exc))
             up.add_metric([], 0)
@@ -99,6 +101,14 @@ class DatabaseCollector:
         for kind, age in sorted(heartbeat_ages.items()):
             ages.add_metric([kind], age)
         yield ages
+        circuit = GaugeMetricFamily(
+            "portal_connection_circuit_state",
+            "Circuit breaker of each connection: 0 closed, 1 half-open, 2 open",
+            labels=["connection"],
+        )
+        for key, state in sorted(circuits.items()):
+            circuit.add_metric([key], state)
+        yield circuit
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

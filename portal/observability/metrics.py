@@ -50,3 +50,13 @@ RECONCILED = Counter(
 RETENTION_PURGED = Counter(
     "portal_retention_purged_total", "Rows removed by the retention purge", ["kind"]
 )
+CONNECTION_ATTEMPTS = Counter(
+    "portal_connection_attempts_total",
+    "Delivery attempts by connection and outcome",
+    ["connection", "outcome"],
+)
+CONNECTION_DEFERRALS = Counter(
+    "portal_connection_deferrals_total",
+    "Intents deferred without an attempt: a throttle wait or an open circuit",
+    ["connection", "reason"],
+)

@@ -232,19 +232,31 @@ TARGETS_DIR = env.path("TARGETS_DIR", default=BASE_DIR / "conf" / "targets")
 GATEWAY_SMS_URL = env.str("GATEWAY_SMS_URL", default="http://127.0.0.1:8025/sms")
 GATEWAY_PUSH_URL = env.str("GATEWAY_PUSH_URL", default="http://127.0.0.1:8025/push")
 GATEWAY_HTTP_URL = env.str("GATEWAY_HTTP_URL", default="http://127.0.0.1:8025/http")
+GATEWAY_EMAIL_URL = env.str("GATEWAY_EMAIL_URL", default="http://127.0.0.1:8025/email")
 # Status lookup by idempotency key (reconciliation after a timeout); "" = cannot be asked.
 # By default "<send URL>/status", the simulator's layout, so pointing a gateway's send URL
 # elsewhere never leaves its lookups asking the local simulator.
 GATEWAY_SMS_STATUS_URL = env.str("GATEWAY_SMS_STATUS_URL", default=f"{GATEWAY_SMS_URL}/status")
 GATEWAY_PUSH_STATUS_URL = env.str("GATEWAY_PUSH_STATUS_URL", default=f"{GATEWAY_PUSH_URL}/status")
 GATEWAY_HTTP_STATUS_URL = env.str("GATEWAY_HTTP_STATUS_URL", default=f"{GATEWAY_HTTP_URL}/status")
+GATEWAY_EMAIL_STATUS_URL = env.str(
+    "GATEWAY_EMAIL_STATUS_URL", default=f"{GATEWAY_EMAIL_URL}/status"
+)
 GATEWAY_ALLOWED_HOSTS = env.list("GATEWAY_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 # gateway name -> adapter class; the bench swaps in an in-process gateway here.
 GATEWAY_ADAPTERS = {
     "sms": "gateways.adapters.sms.SmsGateway",
     "push": "gateways.adapters.push.PushGateway",
     "http": "gateways.adapters.http.HttpGateway",
+    "email": "gateways.adapters.email.EmailGateway",
 }
+# --- v1.1: connections (conf/connections/*.toml, loaded by sync_targets) and secrets
+CONNECTIONS_DIR = env.path("CONNECTIONS_DIR", default=BASE_DIR / "conf" / "connections")
+SECRETS_TTL_S = env.float("SECRETS_TTL_S", default=300.0)
+SECRETS_AWS_REGION = env.str("SECRETS_AWS_REGION", default="us-east-1")
+SECRETS_AWS_ENDPOINT_URL = env.str("SECRETS_AWS_ENDPOINT_URL", default="")
+# The key of the suppression list's recipient hashes (HMAC-SHA256); SECRET_KEY when unset.
+SUPPRESSION_HASH_KEY = env_secret("SUPPRESSION_HASH_KEY", default="")
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)

@@ -28,6 +28,10 @@ INTENT_FIELDS = {
     "generation",
     "payload_sha256",
     "metadata",
+    # v1.1
+    "connection",
+    "delivery_status",
+    "delivered_at",
 }
 
 
@@ -64,6 +68,9 @@ def test_created_is_201_with_location_and_the_documented_representation(api, tar
         "generation": 1,
         "payload_sha256": Intent.objects.get().payload_sha256,
         "metadata": {"order": "A-17"},
+        "connection": None,
+        "delivery_status": None,
+        "delivered_at": None,
     }
     assert len(intent["payload_sha256"]) == 64
     assert api.get(f"/api/v1/intents/{intent['id']}").status_code == 200

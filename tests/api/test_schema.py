@@ -51,7 +51,7 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         (path, method)
         for path, item in document["paths"].items()
         for method in item
-        if method in {"get", "post"}
+        if method in {"get", "post", "delete"}
     }
     assert operations == {
         ("/api/v1/intents", "post"),
@@ -60,6 +60,8 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         ("/api/v1/intents/{public_id}/attempts", "get"),
         ("/api/v1/intents/{public_id}/cancel", "post"),
         ("/api/v1/targets", "get"),
+        ("/api/v1/suppressions", "get"),
+        ("/api/v1/suppressions/{channel}/{recipient}", "delete"),
     }
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",

@@ -17,14 +17,14 @@ ACCEPTED, TRANSIENT, PERMANENT = "+15550100001", "+15550100503", "+15550100400"
 
 def run_batch(tenant, per_outcome: int) -> int:
     """Claim and execute one batch; returns how many statements the execution sent."""
-    batch = claim_batch(
-        tenant_ids=[tenant.id], batch_size=3 * per_outcome, worker_id="w", lease_margin_s=30
-    )
+    return run_batch_of(tenant, 3 * per_outcome)
+
+
+def run_batch_of(tenant, size: int) -> int:
+    batch = claim_batch(tenant_ids=[tenant.id], batch_size=size, worker_id="w", lease_margin_s=30)
     assert batch is not None
     with CaptureQueriesContext(connection) as captured:
-        assert execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids) == (
-            3 * per_outcome
-        )
+        assert execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids) == size
     return len(captured.captured_queries)
 
 
@@ -66,6 +66,8 @@ def test_each_intent_gets_its_new_state_and_one_attempt(frozen_clock, scripted, 
 
 def test_statements_do_not_grow_with_the_batch(frozen_clock, scripted, submit, tenant):
     """No per-intent query, whatever the outcomes (a retry leaves fields unwritten)."""
+    submit(ACCEPTED)
+    run_batch_of(tenant, 1)  # the connection's first batch creates its health row
     for to in (ACCEPTED, TRANSIENT, PERMANENT):
         submit(to)
     small = run_batch(tenant, 1)

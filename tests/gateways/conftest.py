@@ -25,7 +25,8 @@ def simulator_settings(settings, simulator: SimulatorServer):
     settings.GATEWAY_SMS_URL = f"{simulator.base_url}/sms"
     settings.GATEWAY_PUSH_URL = f"{simulator.base_url}/push"
     settings.GATEWAY_HTTP_URL = f"{simulator.base_url}/http"
-    for gateway in ("sms", "push", "http"):
+    settings.GATEWAY_EMAIL_URL = f"{simulator.base_url}/email"
+    for gateway in ("sms", "push", "http", "email"):
         setattr(
             settings,
             f"GATEWAY_{gateway.upper()}_STATUS_URL",

@@ -36,8 +36,8 @@ def _latency_ms(value: str) -> float:
 
 class Command(BaseCommand):
     help = (
-        "Serve the SMS, push and HTTP gateway simulator "
-        "(POST /sms /push /http, GET /<gateway>/status/<idempotency key>)."
+        "Serve the SMS, push, HTTP and email gateway simulator "
+        "(POST /sms /push /http /email, GET /<gateway>/status/<idempotency key>)."
     )
     requires_system_checks: list[str] = []  # needs no database or app checks
 

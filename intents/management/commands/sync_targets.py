@@ -14,11 +14,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dir", type=Path, default=None, help="folder of *.toml files")
+        parser.add_argument(
+            "--connections-dir",
+            type=Path,
+            default=None,
+            help="folder of connection *.toml files (default CONNECTIONS_DIR)",
+        )
 
     def handle(self, *args, **options) -> None:
         directory = options["dir"] or Path(settings.TARGETS_DIR)
         try:
-            report = registry_sync(directory=directory, actor_label="sync_targets")
+            report = registry_sync(
+                directory=directory,
+                actor_label="sync_targets",
+                connections_directory=options["connections_dir"],
+            )
         except RegistryError as exc:
             raise CommandError(f"nothing applied: {exc.detail}") from None
         for label, keys in (
@@ -26,6 +36,15 @@ class Command(BaseCommand):
             ("revised", report.revised),
             ("retired", report.retired),
             ("unchanged", report.unchanged),
+        ):
+            if keys:
+                self.stdout.write(f"{label}: {', '.join(keys)}")
+        connections = report.connections
+        for label, keys in (
+            ("connections created", connections.created),
+            ("connections revised", connections.revised),
+            ("connections retired", connections.retired),
+            ("connections unchanged", connections.unchanged),
         ):
             if keys:
                 self.stdout.write(f"{label}: {', '.join(keys)}")
