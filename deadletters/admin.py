@@ -212,7 +212,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
         "public_id",
         "status",
         "reason",
-        "filters",
+        "chosen_by",
         "requested_by",
         "created_at",
         "expires_at",
@@ -225,6 +225,11 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReplayRequest]:
         return selectors.replay_requests_with_item_counts(user=request.user)
+
+    @admin.display(description="chosen by")
+    def chosen_by(self, obj: ReplayRequest) -> str:
+        """The filters in words ("reason=…, target=…", "3 chosen dead letters"), not JSON."""
+        return selectors.describe_stored_filters(obj.filters)
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:

@@ -116,3 +116,14 @@ def test_a_bad_id_is_an_error_on_the_plan_field(operator):
     response = verified_client(operator).get(f"{PLAN}?ids=not-a-uuid")
     assert "is not a dead letter id" in response.content.decode()
     assert 'id="plan-preview"' not in response.content.decode()
+
+
+def test_the_request_page_says_in_words_how_the_letters_were_chosen():
+    from deadletters.selectors import describe_stored_filters
+
+    assert describe_stored_filters({}) == "dead letters named by id"
+    assert (
+        describe_stored_filters({"reason": "gateway_rejected", "tenant_id": 3, "tenant": "acme"})
+        == "reason=gateway_rejected, tenant=acme"
+    )
+    assert describe_stored_filters({"dead_letters": ["a", "b"]}) == "2 chosen dead letters"
