@@ -29,3 +29,21 @@ def test_a_trailing_slash_names_the_endpoint_without_it():
     assert body["detail"].endswith("API paths have no trailing slash: /api/v1/intents")
     unknown = Client().get("/api/v1/nothing/").json()
     assert unknown["detail"] == "No API endpoint at /api/v1/nothing/."
+
+
+def test_a_pattern_error_shows_the_pattern_as_the_schema_has_it():
+    from intents.registry import payload_errors
+
+    contract = {
+        "schema": {
+            "type": "object",
+            "properties": {"to": {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$"}},
+        }
+    }
+    errors = payload_errors(contract, "test-checksum-pattern", {"to": "5550100001"})
+    assert errors == [
+        {
+            "pointer": "/to",
+            "message": r"'5550100001' does not match the pattern ^\+[1-9][0-9]{7,14}$",
+        }
+    ]
