@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from intents.selectors import attempts_for_intent
 from portal import clock
@@ -30,6 +31,22 @@ from .selectors import MAX_PLAN_IDS
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 #: replay items shown on a request's page; the outcome counts cover all of them
 ITEMS_SHOWN = 500
+
+
+#: the dead-letter list's filter parameters -> the plan page's
+LIST_TO_PLAN = {
+    "reason_code__exact": "reason",
+    "target_key__exact": "target",
+    "tenant__id__exact": "tenant",
+    "created_at__gte": "since",
+    "created_at__lt": "until",
+}
+
+
+def plan_query_from_list(params: Any) -> str:
+    """The plan page's query string for the list's current filters ("" for none)."""
+    chosen = {plan: params[name] for name, plan in LIST_TO_PLAN.items() if params.get(name)}
+    return urlencode({**chosen, "preview": "1"}) if chosen else ""
 
 
 def history_details(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -104,6 +121,15 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
         "updated_at",
     )
     readonly_fields = fields
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # "Plan a replay" starts from the filters the list shows (reason, target, tenant,
+        # time), so the preview is this list's open dead letters.
+        plan_query = plan_query_from_list(request.GET)
+        context = {"plan_query": plan_query, **(extra_context or {})}
+        return super().changelist_view(request, extra_context=context)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[DeadLetter]:
         # The changelist orders it (``ordering``); the joins serve list and detail alike.
@@ -212,7 +238,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
         "public_id",
         "status",
         "reason",
-        "filters",
+        "chosen_by",
         "requested_by",
         "created_at",
         "expires_at",
@@ -225,6 +251,11 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ReplayRequest]:
         return selectors.replay_requests_with_item_counts(user=request.user)
+
+    @admin.display(description="chosen by")
+    def chosen_by(self, obj: ReplayRequest) -> str:
+        """The filters in words ("reason=…, target=…", "3 chosen dead letters"), not JSON."""
+        return selectors.describe_stored_filters(obj.filters)
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:

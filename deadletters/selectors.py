@@ -504,3 +504,16 @@ def index_counts(*, user: Any) -> dict[str, int | None]:
             else None
         ),
     }
+
+
+def describe_stored_filters(data: Mapping[str, Any]) -> str:
+    """A request's stored filters in words; the ids a request was made from say so."""
+    if not data:
+        return "dead letters named by id"
+    parts = [
+        f"{key}={value}" for key, value in data.items() if key not in ("tenant_id", "dead_letters")
+    ]
+    chosen = data.get("dead_letters") or []
+    if chosen:
+        parts.insert(0, f"{len(chosen)} chosen dead letter{'s' if len(chosen) != 1 else ''}")
+    return ", ".join(parts)

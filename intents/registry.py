@@ -381,5 +381,13 @@ def payload_errors(contract: dict[str, Any], checksum: str, payload: Any) -> lis
         pointer = "".join(
             "/" + str(part).replace("~", "~0").replace("/", "~1") for part in error.absolute_path
         )
-        errors.append({"pointer": pointer, "message": error.message})  # "" is the payload itself
+        errors.append({"pointer": pointer, "message": _message(error)})  # "" = the payload
     return errors
+
+
+def _message(error: Any) -> str:
+    # jsonschema quotes a pattern with repr(), doubling each backslash, and the JSON body
+    # doubles them again: the client read four. The pattern as the schema spells it:
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not match the pattern {error.validator_value}"
+    return str(error.message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 from portal.api.views import ApiDocsView, ApiSchemaView, method_router
 
@@ -14,6 +14,7 @@ from .api import (
     IntentListApi,
     TargetListApi,
 )
+from .api_index import api_index, trailing_slash_hint
 from .api_suppressions import SuppressionLiftApi, SuppressionListApi
 
 urlpatterns = [
@@ -34,4 +35,7 @@ urlpatterns = [
     ),
     path("schema", ApiSchemaView.as_view(), name="api-schema"),
     path("docs", ApiDocsView.as_view(), name="api-docs"),
+    path("", api_index, name="api-index"),
+    # Last: only what no endpoint above matched, ending in a slash.
+    re_path(r"^(?P<path>.+)/$", trailing_slash_hint),
 ]

@@ -76,6 +76,7 @@ def list_and_detail_paths() -> list[str]:
     event = AuditEvent.objects.order_by("-sequence").first()
     assert intent and dead_letter and event
     return [
+        "/",
         "/admin/",
         "/admin/deadletters/deadletter/",
         f"/admin/deadletters/deadletter/{dead_letter.pk}/change/",
@@ -84,9 +85,13 @@ def list_and_detail_paths() -> list[str]:
         "/admin/deadletters/replayrequest/",
         f"/admin/deadletters/replayrequest/{replay.pk}/change/",
         "/admin/deadletters/replayrequest/plan/?reason=gateway_rejected",
+        "/admin/deadletters/replayrequest/approvals/",
         "/admin/audit/auditevent/",
         f"/admin/audit/auditevent/{event.pk}/change/",
         "/admin/accounts/tenant/",
+        "/admin/accounts/apikey/",
+        f"/admin/accounts/tenant/{intent.tenant_id}/change/",
+        "/admin/auth/user/",
         "/admin/operations/",
     ]
 

@@ -78,7 +78,9 @@ def test_plan_filters_by_target_and_since(dead_letter, frozen_clock):
 
 
 def test_plan_needs_a_known_reason(db):
-    assert "needs --reason" in refused("plan", "--target", "sms.fast")
+    assert "needs --reason (a dead-letter reason code) or --dead-letters" in refused(
+        "plan", "--target", "sms.fast"
+    )
     assert "Unknown dead-letter reason" in refused("plan", "--reason", "bogus")
     assert "ISO 8601" in refused("plan", "--reason", "gateway_rejected", "--since", "soon")
 
@@ -283,3 +285,17 @@ def audit_verify_output() -> str:
     out = io.StringIO()
     call_command("audit_verify", stdout=out)
     return out.getvalue()
+
+
+def test_plan_of_chosen_dead_letters_says_which_it_leaves_out(dead_letter, operator):
+    from deadletters.services import replay_request_create
+
+    chosen, taken = dead_letter(REJECTED), dead_letter(REJECTED)
+    replay_request_create(
+        requested_by=operator[0], reason="first", dead_letter_ids=[taken.public_id]
+    )
+    lines = replay("plan", "--dead-letters", f"{chosen.public_id},{taken.public_id}")
+    assert lines[0].startswith(str(chosen.public_id))
+    assert lines[1].startswith(f"{taken.public_id}  left out: already in pending replay request")
+    assert lines[-1] == "1 open dead letter(s) match 2 chosen dead letters"
+    assert "is not a dead letter id" in refused("plan", "--dead-letters", "nope")

@@ -116,3 +116,33 @@ def test_a_bad_id_is_an_error_on_the_plan_field(operator):
     response = verified_client(operator).get(f"{PLAN}?ids=not-a-uuid")
     assert "is not a dead letter id" in response.content.decode()
     assert 'id="plan-preview"' not in response.content.decode()
+
+
+def test_the_request_page_says_in_words_how_the_letters_were_chosen():
+    from deadletters.selectors import describe_stored_filters
+
+    assert describe_stored_filters({}) == "dead letters named by id"
+    assert (
+        describe_stored_filters({"reason": "gateway_rejected", "tenant_id": 3, "tenant": "acme"})
+        == "reason=gateway_rejected, tenant=acme"
+    )
+    assert describe_stored_filters({"dead_letters": ["a", "b"]}) == "2 chosen dead letters"
+
+
+def test_plan_a_replay_from_the_list_carries_its_filters(dead_letter, operator, tenant):
+    from tests.deadletters.conftest import TRANSIENT
+
+    dead_letter(key="rejected")
+    exhausted = dead_letter(TRANSIENT, key="exhausted")
+    client = verified_client(operator)
+    page = client.get(
+        f"{LIST}?reason_code__exact=attempts_exhausted&tenant__id__exact={tenant.pk}"
+    ).content.decode()
+    link = page.split('id="plan-replay" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert link == (f"{PLAN}?reason=attempts_exhausted&tenant={tenant.pk}&preview=1")
+    assert "Plan a replay of this list" in page
+    preview = client.get(link)
+    assert plan_count(preview) == 1
+    assert str(exhausted.public_id) in preview.content.decode()
+    unfiltered = client.get(LIST).content.decode()
+    assert f'id="plan-replay" href="{PLAN}"' in unfiltered

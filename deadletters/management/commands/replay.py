@@ -7,6 +7,7 @@ non-zero exit status.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -41,6 +42,9 @@ class Command(BaseCommand):
         plan = actions.add_parser("plan", help="list the open dead letters a filter matches")
         _add_filters(plan, reason_flags=("--reason", "--reason-code"))
         plan.add_argument("--limit", type=int, default=50, help="dead letters to list")
+        plan.add_argument(
+            "--dead-letters", metavar="ID,…", help="only these dead letters (comma-separated ids)"
+        )
 
         request = actions.add_parser("request", help="ask for a replay; prints the request id")
         request.add_argument("--user", required=True, metavar="U", help="the requesting operator")
@@ -74,9 +78,16 @@ class Command(BaseCommand):
     # --- actions
 
     def _plan(self, options: dict[str, Any]) -> None:
-        filters = self._filters(options)
-        if not filters.reason_code:
-            raise CommandError("replay plan needs --reason (a dead-letter reason code).")
+        filters = dataclasses.replace(
+            self._filters(options),
+            dead_letter_ids=ReplayFilters.parse(
+                dead_letter_ids=options.get("dead_letters")
+            ).dead_letter_ids,
+        )
+        if not filters.reason_code and not filters.dead_letter_ids:
+            raise CommandError(
+                "replay plan needs --reason (a dead-letter reason code) or --dead-letters."
+            )
         plan = services.replay_plan(filters=filters)
         listed = selectors.open_dead_letters_matching(filters=filters).select_related(
             "intent", "tenant"
@@ -89,6 +100,8 @@ class Command(BaseCommand):
             )
         if plan.count > options["limit"]:
             self.stdout.write(f"… and {plan.count - options['limit']} more")
+        for public_id, why in plan.left_out:
+            self.stdout.write(f"{public_id}  left out: {why}")
         self.stdout.write(f"{plan.count} open dead letter(s) match {filters.describe()}")
 
     def _request(self, options: dict[str, Any]) -> None:
