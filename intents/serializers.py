@@ -6,6 +6,7 @@ a string, so what the OpenAPI document calls invalid is refused, never coerced.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from typing import Any, cast
@@ -132,6 +133,13 @@ class IntentCreateInputSerializer(ClosedSerializer):
 
     class Meta:
         ref_name = "IntentCreate"
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # DRF deep-copies every declared field for each new serializer, running each
+        # field's __init__ again: the larger part of validating a body. A shallow copy is
+        # enough: validation sets no state on a field but what ``bind`` sets on the copy
+        # (its name and parent); the validators and messages it shares are never changed.
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
         # Stored as JSON, and PostgreSQL's jsonb refuses U+0000 in any key or string.

@@ -52,7 +52,7 @@ def validate_idempotency_key(key: Any) -> str:
     """1 to 255 printable ASCII characters (CONTRACT.md)."""
     if not isinstance(key, str) or not 1 <= len(key) <= 255:
         raise IdempotencyKeyInvalid("Idempotency-Key must be 1 to 255 printable ASCII characters.")
-    if not all(32 <= ord(ch) <= 126 for ch in key):
+    if not (key.isascii() and key.isprintable()):  # = every character in 0x20-0x7E
         raise IdempotencyKeyInvalid("Idempotency-Key may only hold printable ASCII characters.")
     return key
 

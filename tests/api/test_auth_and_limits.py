@@ -132,6 +132,22 @@ def test_request_rate_over_the_limit_is_429_with_retry_after(tenant, submit):
     assert Intent.objects.count() == 2
 
 
+@time_machine.travel(dt.datetime(2026, 1, 5, 12, 0, 15, tzinfo=dt.UTC), tick=False)
+def test_refused_submits_count_against_the_rate_and_retries_too(tenant, submit):
+    """A 422 and a replayed retry are counted like a created intent; the 429 stores nothing."""
+    tenant.rate_limit_per_minute = 3
+    tenant.save(update_fields=["rate_limit_per_minute"])
+    unknown = {**SMS_OTP_BODY, "target": "no.such.target"}
+    assert_problem(submit(unknown), 422, "target_unknown")
+    assert submit(key="once").status_code == 201
+    assert submit(key="once").status_code == 200  # the retry is counted too
+
+    refused = submit(key="over")
+    assert_problem(refused, 429, "rate_limited")
+    assert not Intent.objects.filter(idempotency_key="over").exists()  # its INSERT undone
+    assert ApiRateWindow.objects.get().count == 3
+
+
 def test_rate_window_reopens_after_a_minute(tenant, submit):
     tenant.rate_limit_per_minute = 1
     tenant.save(update_fields=["rate_limit_per_minute"])

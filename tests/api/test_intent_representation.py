@@ -1,4 +1,4 @@
-"""The shared output serializer renders exactly what a fresh one per intent renders."""
+"""Serializers built cheaply: the shared output one, the input one's shallow-copied fields."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def test_shared_serializer_matches_a_fresh_one_in_every_state(tenant, targets, f
     assert accepted["reason_code"] == "gateway_accepted"
     assert accepted["finished_at"] == "2026-01-05T12:00:03Z"
     assert pending != accepted  # nothing of one rendering leaked into the other
+
+
+def test_input_serializers_never_share_their_bound_fields():
+    from intents.serializers import IntentCreateInputSerializer
+
+    good = IntentCreateInputSerializer(data={"target": "sms.otp", "payload": {}})
+    bad = IntentCreateInputSerializer(data={"target": "No Such", "payload": {}, "x": 1})
+    assert good.is_valid() and not bad.is_valid()
+    assert set(bad.errors) == {"target", "x"}
+    assert good.fields["target"] is not bad.fields["target"]
+    assert good.fields["target"].parent is good and bad.fields["target"].parent is bad
+    assert good.validated_data == {"target": "sms.otp", "payload": {}}

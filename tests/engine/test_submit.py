@@ -69,7 +69,7 @@ def test_keys_are_per_tenant(tenant, other_tenant, targets):
     assert submit(tenant).created and submit(other_tenant).created
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", None, 12])
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there", "del\x7f", None, 12])
 def test_bad_idempotency_keys(tenant, targets, key):
     with pytest.raises(errors.IdempotencyKeyInvalid):
         submit(tenant, idempotency_key=key)
