@@ -30,6 +30,8 @@ FAILURES = frozenset({Outcome.REJECTED_TRANSIENT, Outcome.TIMEOUT})
 SUCCESSES = frozenset({Outcome.ACCEPTED, Outcome.REJECTED_PERMANENT})
 # How long one half-open probe may stay unanswered before another worker may probe.
 PROBE_HOLD_S = 60.0
+# While one caller probes, the others look again this soon.
+HALF_OPEN_RECHECK_S = 1.0
 STATE_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
@@ -57,9 +59,12 @@ class CircuitView:
         return self.probe_until is None or self.probe_until <= now
 
     def refused_until(self, now: dt.datetime) -> dt.datetime:
-        """When a refused caller should look again."""
-        candidates = [t for t in (self.open_until, self.probe_until) if t and t > now]
-        return min(candidates) if candidates else now + dt.timedelta(seconds=1)
+        """When a refused caller should look again: when the circuit may probe, or, while
+        another caller's probe is out, soon (it usually settles within an attempt)."""
+        soon = now + dt.timedelta(seconds=HALF_OPEN_RECHECK_S)
+        if self.state == CircuitState.HALF_OPEN:
+            return min(self.probe_until, soon) if self.probe_until else soon
+        return self.open_until if self.open_until and self.open_until > now else soon
 
 
 CLOSED = CircuitView(CircuitState.CLOSED, None, None)
