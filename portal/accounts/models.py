@@ -137,3 +137,29 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code #{self.pk} of device #{self.device_id}"
+
+
+class StaffInvitation(models.Model):
+    """A one-time, expiring permission to enrol an authenticator for one staff user.
+
+    Issued by ``manage.py invite_staff`` (shell access: the platform's own operators),
+    shown once; only its SHA-256 is stored. Without an open invitation a correct
+    password never reaches enrolment, so an unenrolled account, or one whose 2FA was
+    reset, cannot be claimed by whoever first knows its password.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_invitations"
+    )
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    issued_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="invitation_user_idx")]
+
+    def __str__(self) -> str:
+        return f"invitation #{self.pk} for user #{self.user_id}"

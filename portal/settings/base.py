@@ -197,6 +197,8 @@ AXES_VERBOSE = False
 # many hops; 0 (the default) never reads the header. See docs/deployment.md.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "portal.audit.services.ip_from_request"
+# How long a `manage.py invite_staff` enrolment link stays valid (seconds).
+STAFF_INVITATION_TTL_S = env.float("STAFF_INVITATION_TTL_S", default=72 * 3600)
 
 # --- REST API
 REST_FRAMEWORK = {
