@@ -45,10 +45,10 @@ for model in (User, Group, TOTPDevice, StaticDevice, AccessAttempt):
 class StaffProfileInline(RoleRequiredAdminMixin, admin.StackedInline):
     model = StaffProfile
     can_delete = False
-    fields = ("tenants",)
+    fields = ("all_tenants", "tenants")
     filter_horizontal = ("tenants",)
     verbose_name = "tenant scope"
-    verbose_name_plural = "tenant scope (operators see only these tenants; none = all)"
+    verbose_name_plural = "tenant scope (operators see only these tenants, or all when ticked)"
     change_roles = (PLATFORM_ADMINS,)
 
 
@@ -127,6 +127,17 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         with audit_context(actor=Actor.user(request.user), ip_address=ip_from_request(request)):
             super().save_related(request, form, formsets, change)
+        for formset in formsets:
+            for inline_form in formset.forms:
+                if "all_tenants" in inline_form.changed_data and inline_form.instance.pk:
+                    audit_record(
+                        actor=Actor.user(request.user),
+                        action="user.tenant_scope_changed",
+                        object_type="user",
+                        object_id=form.instance.pk,
+                        data={"all_tenants": inline_form.instance.all_tenants},
+                        ip_address=ip_from_request(request),
+                    )
 
     @admin.action(
         description="Reset two-factor authentication (they need a new invitation to enrol)",

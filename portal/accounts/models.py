@@ -72,12 +72,19 @@ class ApiKey(AbstractAPIKey):
 
 
 class StaffProfile(models.Model):
-    """Which tenants a staff user may see; no tenants listed means all of them."""
+    """Which tenants a staff user may see: those listed, or all with ``all_tenants``.
+
+    Fails closed: a staff user with no profile, or none listed and no flag, sees no
+    tenant's data (platform admins and superusers see every tenant by their role).
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
     )
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="+")
+    all_tenants = models.BooleanField(
+        default=False, help_text="Sees every tenant (an explicit, audited grant)."
+    )
     login_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

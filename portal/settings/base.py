@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.observability.middleware.RequestIdMiddleware",
     "portal.request_guards.NulCharacterGuardMiddleware",
+    "portal.request_guards.ApiNoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -155,6 +156,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 LOGIN_URL = "admin:login"
+# Where a login lands when its `next=` is missing or refused as unsafe (not Django's
+# /accounts/profile/, which the portal does not have).
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Sessions and cookies: an idle timeout (cookie age, refreshed on every request)
 # and an absolute one enforced by SessionTimeoutMiddleware.

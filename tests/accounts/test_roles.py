@@ -192,7 +192,7 @@ def test_nobody_deletes_users_in_the_admin(client, platform_admin):
 
 def test_tenant_scope_change_is_audited(operator, tenant):
     user, _ = operator
-    profile = StaffProfile.objects.create(user=user)
+    profile = StaffProfile.objects.get(user=user)
     profile.tenants.add(tenant)
     event = AuditEvent.objects.get(action="user.tenant_scope_changed")
     assert event.data == {"change": "add", "tenant_ids": [tenant.pk], "now": [tenant.pk]}
