@@ -58,3 +58,28 @@ def test_a_staff_user_without_a_profile_sees_none(db):
     user, _ = create_staff_user("olga", roles=["operators"])
     StaffProfile.objects.filter(user=user).delete()
     assert tenant_ids_visible_to(user) == set()
+
+
+def test_api_key_admin_urls_name_the_prefix_never_the_stored_hash(tenant):
+    from portal.accounts.models import ApiKey
+    from tests.api.conftest import make_key
+
+    make_key(tenant)
+    api_key = ApiKey.objects.get()
+    client = staff_client("pat", roles=["platform_admins"])
+    stored_hash = api_key.pk.rsplit("_", 1)[-1]  # the pk is "<prefix>.sha512_..._<hex>"
+    assert len(stored_hash) > 40
+
+    import re
+
+    listing = client.get("/admin/accounts/apikey/").content.decode()
+    links = re.findall(r'href="([^"]*)"', listing)
+    assert not [link for link in links if stored_hash in link]
+    assert f"/admin/accounts/apikey/{api_key.prefix}/change/" in listing
+    page = client.get(f"/admin/accounts/apikey/{api_key.prefix}/change/")
+    assert page.status_code == 200
+    links = re.findall(r'href="([^"]*)"', page.content.decode())
+    assert not [link for link in links if stored_hash in link]
+    assert client.get(f"/admin/accounts/apikey/{api_key.pk}/change/").status_code == 302
+    revoked = client.post(f"/admin/accounts/apikey/{api_key.prefix}/revoke/")
+    assert revoked["Location"] == f"/admin/accounts/apikey/{api_key.prefix}/change/"
