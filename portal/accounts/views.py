@@ -106,6 +106,7 @@ def _codes_response(request: HttpRequest, codes: list[str], *, next_url: str, ti
             **admin.site.each_context(request),
             "title": title,
             "codes": codes,
+            "codes_text": "".join(f"{code}\n" for code in codes),
             "next_url": next_url or reverse("admin:index"),
         },
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import time_machine
@@ -122,6 +122,12 @@ def test_first_login_enrols_then_logs_in_with_a_fresh_code(page):
         codes = page.locator("#backup-codes li").all_inner_texts()
         assert len(codes) == 10 and len(set(codes)) == 10
         assert BackupCodeDevice.objects.get(user__username="nina").codes.count() == 10
+        # Two aligned columns, and a download of exactly these codes, one per line.
+        boxes = [li.bounding_box() for li in page.locator("#backup-codes li").all()]
+        assert len({round(box["x"]) for box in boxes}) == 2
+        href = page.get_attribute("#backup-codes-download", "href")
+        assert href.startswith("data:text/plain;charset=utf-8,")
+        assert unquote(href.split(",", 1)[1]).splitlines() == codes
         shot(page, "backup-codes")
 
         page.click("#continue-link")
