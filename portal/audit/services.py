@@ -23,13 +23,13 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from portal.observability.context import current_request_id
+from portal.redaction import redact as redact_value
 
 from .models import ActorType, AuditChainHead, AuditEvent
 
-_SECRET_KEY_PATTERN = re.compile(
-    r"(secret|password|passwd|token|api[_-]?key|authorization|otp|totp|code_hash|key$)", re.I
-)
-REDACTED = "[redacted]"
+# Blanked in audit data on top of what the logs blank: any ``…key`` and the 2FA backup
+# code hashes (an audit event is kept for years, so it hides more).
+_AUDIT_ONLY_SECRET_KEYS = re.compile(r"code_hash|key$", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,15 +113,9 @@ def normalize_ip(value: str | None) -> str | None:
 
 
 def redact(data: Any) -> Any:
-    """Blank the values of secret-looking keys, at any depth."""
-    if isinstance(data, dict):
-        return {
-            key: REDACTED if _SECRET_KEY_PATTERN.search(str(key)) else redact(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list | tuple):
-        return [redact(item) for item in data]
-    return data
+    """Blank the values of secret-looking keys, at any depth: every key the logs blank
+    (``portal.redaction``) and the audit-only ones."""
+    return redact_value(data, extra_pattern=_AUDIT_ONLY_SECRET_KEYS)
 
 
 def canonical_event(event: AuditEvent) -> bytes:
