@@ -118,22 +118,34 @@ def redact(data: Any) -> Any:
     return redact_value(data, extra_pattern=_AUDIT_ONLY_SECRET_KEYS)
 
 
+# The fields the chain's hash covers, in export order: every field but the hash. The
+# export writes these plus ``hash``, so a verifier can recompute it from an export line.
+HASHED_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "data",
+    "ip_address",
+    "request_id",
+    "prev_hash",
+)
+
+
+def hashed_body(event: AuditEvent) -> dict[str, Any]:
+    """``HASHED_FIELDS`` of ``event`` as JSON-ready values (times to the microsecond)."""
+    body: dict[str, Any] = {name: getattr(event, name) for name in HASHED_FIELDS}
+    body["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
+    return body
+
+
 def canonical_event(event: AuditEvent) -> bytes:
     """The bytes the hash covers: every field but the hash, in canonical JSON."""
-    body = {
-        "sequence": event.sequence,
-        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "data": event.data,
-        "ip_address": event.ip_address,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
+    body = hashed_body(event)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
