@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
-from intents.models import IntentStatus, ReasonCode
+from intents.models import IntentStatus
 from portal.accounts.models import Tenant
 from portal.accounts.roles import OPERATORS, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
@@ -25,6 +25,7 @@ from portal.errors import InvalidRequest
 
 from .errors import DeadLetterNotFound, ReplayRequestNotFound
 from .models import (
+    DEAD_LETTER_REASONS,
     DeadLetter,
     DeadLetterStatus,
     Evidence,
@@ -32,14 +33,6 @@ from .models import (
     ReplayItemOutcome,
     ReplayRequest,
     ReplayStatus,
-)
-
-# Reason codes a dead letter can carry (the terminal failures of CONTRACT.md).
-DEAD_LETTER_REASONS = (
-    ReasonCode.GATEWAY_REJECTED,
-    ReasonCode.ATTEMPTS_EXHAUSTED,
-    ReasonCode.DEADLINE_PASSED,
-    ReasonCode.OUTCOME_UNKNOWN,
 )
 
 

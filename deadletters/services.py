@@ -53,6 +53,7 @@ from .errors import (
 )
 from .evidence_files import check_upload
 from .models import (
+    UNSETTLED_STATUSES,
     DeadLetter,
     DeadLetterStatus,
     Evidence,
@@ -155,7 +156,7 @@ def dead_letter_assign(
         raise InvalidRequest(f"{assignee.get_username()} is not an active operator.")
     with transaction.atomic():
         locked = _lock_dead_letter(dead_letter=dead_letter, actor=actor)
-        if locked.status not in (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING):
+        if locked.status not in UNSETTLED_STATUSES:
             raise InvalidTransition(f"Dead letter {locked.public_id} is already {locked.status}.")
         if assignee is not None:
             require_tenant_visible(assignee, locked.tenant_id)
@@ -190,7 +191,11 @@ def _close(
     with transaction.atomic():
         locked = _lock_dead_letter(dead_letter=dead_letter, actor=actor)
         if locked.status != DeadLetterStatus.OPEN:
-            hint = " (decide its replay request first)" if locked.status == "replay_pending" else ""
+            hint = (
+                " (decide its replay request first)"
+                if locked.status == DeadLetterStatus.REPLAY_PENDING
+                else ""
+            )
             raise InvalidTransition(
                 f"Only open dead letters can be {status}; {locked.public_id} is "
                 f"{locked.status}{hint}."

@@ -27,8 +27,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from deadletters.models import (
+    SETTLED_STATUSES,
     DeadLetter,
-    DeadLetterStatus,
     Evidence,
     ReplayItem,
     ReplayStatus,
@@ -43,11 +43,7 @@ from .models import WorkerHeartbeat
 
 logger = get_logger(__name__)
 
-FINISHED_DEAD_LETTER_STATUSES = (
-    DeadLetterStatus.REPLAYED,
-    DeadLetterStatus.RESOLVED,
-    DeadLetterStatus.DISCARDED,
-)
+FINISHED_DEAD_LETTER_STATUSES = SETTLED_STATUSES
 FINISHED_REPLAY_STATUSES = (ReplayStatus.DONE, ReplayStatus.REJECTED, ReplayStatus.EXPIRED)
 HEARTBEAT_RETENTION = dt.timedelta(days=7)
 DEFAULT_BATCH_SIZE = 500  # ids per DELETE: well under SQL Server's 2,100 parameters

@@ -299,3 +299,18 @@ def test_plan_of_chosen_dead_letters_says_which_it_leaves_out(dead_letter, opera
     assert lines[1].startswith(f"{taken.public_id}  left out: already in pending replay request")
     assert lines[-1] == "1 open dead letter(s) match 2 chosen dead letters"
     assert "is not a dead letter id" in refused("plan", "--dead-letters", "nope")
+
+
+def test_plan_help_names_every_dead_letter_reason():
+    from django.core.management import get_commands, load_command_class
+
+    from deadletters.models import DEAD_LETTER_REASONS
+
+    command = load_command_class(get_commands()["replay"], "replay")
+    help_text = io.StringIO()
+    parser = command.create_parser("manage.py", "replay")
+    plan = parser._subparsers._group_actions[0].choices["plan"]
+    plan.print_help(help_text)
+    flat = " ".join(help_text.getvalue().split())
+    assert all(reason.value in flat for reason in DEAD_LETTER_REASONS)
+    assert "outcome_unknown" in flat
