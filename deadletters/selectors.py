@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from intents.models import IntentStatus
 from portal.accounts.models import Tenant
-from portal.accounts.roles import OPERATORS, tenant_ids_visible_to
+from portal.accounts.roles import OPERATORS, restrict_to_visible_tenants, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
 from portal.errors import InvalidRequest
 
@@ -193,17 +193,11 @@ def tenant_lookup(value: Any) -> Tenant | None:
     return tenant
 
 
-def _restrict(queryset: QuerySet[Any], user: Any, *, tenant_field: str) -> QuerySet[Any]:
+def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
+    queryset = DeadLetter.objects.all()
     if user is None:  # management commands: shell access is the platform's own
         return queryset
-    visible = tenant_ids_visible_to(user)
-    if visible is None:
-        return queryset
-    return queryset.filter(**{f"{tenant_field}__in": visible})
-
-
-def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
-    return _restrict(DeadLetter.objects.all(), user, tenant_field="tenant")
+    return restrict_to_visible_tenants(queryset, user, tenant_field="tenant")
 
 
 def dead_letter_get(*, public_id: Any, user: Any = None) -> DeadLetter:
