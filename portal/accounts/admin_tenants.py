@@ -24,7 +24,6 @@ from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
@@ -90,10 +89,10 @@ class ServiceFormAdminMixin:
         )
 
 
-def add_service_error(form: forms.BaseForm, exc: DomainError, fields: tuple[str, ...]) -> None:
-    """Show a service's refusal on the field it names first (``"rate_limit… must be"``)."""
-    named = next((name for name in fields if re.match(rf"{name}\b", exc.detail)), None)
-    form.add_error(named if named in form.fields else None, exc.detail)
+def add_service_error(form: forms.BaseForm, exc: DomainError) -> None:
+    """Show a service's refusal on the field it names (``DomainError.field``), if the form
+    has that field; otherwise above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
 
 
 class TargetKeysField(forms.CharField):
@@ -251,7 +250,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
                         **{name: form.cleaned_data[name] for name in TENANT_LIMIT_FIELDS},
                     )
                 except DomainError as exc:
-                    add_service_error(form, exc, TENANT_LIMIT_FIELDS)
+                    add_service_error(form, exc)
                 else:
                     return self.response_change(request, tenant)
         return self.render_service_form(
@@ -278,7 +277,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
                     ip_address=ip_from_request(request),
                 )
             except DomainError as exc:
-                add_service_error(form, exc, ("name",))
+                add_service_error(form, exc)
             else:
                 if created:
                     self.message_user(request, f"Tenant {tenant.name} added; now set its limits.")
@@ -313,12 +312,6 @@ class ApiKeyCreateForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ("tenant", "name", "scopes", "expiry_date")
-
-    def clean_expiry_date(self) -> Any:
-        expiry = self.cleaned_data["expiry_date"]
-        if expiry is not None and expiry <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
-        return expiry
 
 
 @admin.register(ApiKey)
@@ -383,7 +376,7 @@ class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin
                         ip_address=ip_from_request(request),
                     )
                 except DomainError as exc:
-                    add_service_error(form, exc, ())
+                    add_service_error(form, exc)
                 else:
                     return self._key_created(request, api_key, key)
         else:
