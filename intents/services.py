@@ -132,6 +132,22 @@ def _compatible(target: Target, contract_version: Any) -> bool:
     )
 
 
+# ``deadline_seconds`` bounds, shared with the API serializer so both refuse the same.
+MIN_DEADLINE_SECONDS = 1
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+
+
+def json_holds_nul(value: Any) -> bool:
+    """True when a key or string anywhere in ``value`` (parsed JSON) holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(json_holds_nul(key) or json_holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(json_holds_nul(item) for item in value)
+    return False
+
+
 def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: Any) -> None:
     if contract_version is not None and (
         not isinstance(contract_version, str) or not VERSION_PATTERN.fullmatch(contract_version)
@@ -140,11 +156,19 @@ def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: A
     if deadline_seconds is not None and (
         isinstance(deadline_seconds, bool)
         or not isinstance(deadline_seconds, int | float)
-        or deadline_seconds <= 0
+        or not MIN_DEADLINE_SECONDS <= deadline_seconds <= MAX_DEADLINE_SECONDS
     ):
-        raise InvalidRequest("deadline_seconds must be a positive number of seconds.")
+        raise InvalidRequest(
+            f"deadline_seconds must be a number from {MIN_DEADLINE_SECONDS} to "
+            f"{MAX_DEADLINE_SECONDS} seconds.",
+            field="deadline_seconds",
+        )
     if not isinstance(metadata, dict):
-        raise InvalidRequest("metadata must be a JSON object.")
+        raise InvalidRequest("metadata must be a JSON object.", field="metadata")
+    # Stored as JSON, and PostgreSQL's jsonb refuses U+0000 in any key or string.
+    # (The payload is stored as bytes, so it may hold one.)
+    if json_holds_nul(metadata):
+        raise InvalidRequest("metadata may not contain the character U+0000.", field="metadata")
 
 
 def intent_submit(
