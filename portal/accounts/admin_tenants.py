@@ -19,8 +19,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -29,7 +28,7 @@ from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 # The admin is the one place in portal.accounts that reads intents: the tenant list shows
 # each tenant's open-intent count next to its cap.
-from intents.models import OPEN_STATUSES, Intent
+from intents.selectors import open_intent_count_annotation
 from portal.audit.services import Actor, ip_from_request
 from portal.errors import DomainError
 
@@ -193,20 +192,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
             )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        open_intents = (
-            Intent.objects.filter(tenant=OuterRef("pk"), status__in=OPEN_STATUSES)
-            .order_by()
-            .values("tenant")
-            .annotate(count=Count("pk"))
-            .values("count")
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _open_intents=Coalesce(Subquery(open_intents), 0, output_field=IntegerField())
-            )
-        )
+        return super().get_queryset(request).annotate(_open_intents=open_intent_count_annotation())
 
     @admin.display(description="open intents", ordering="_open_intents")
     def open_intents(self, obj: Tenant) -> int:
