@@ -17,12 +17,18 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.audit.services import Actor, audit_record
 from portal.errors import PermissionDenied
 
-from .twofactor import confirmed_totp_device, normalize_token, verify_device_token
+from .twofactor import (
+    backup_codes_issue,
+    confirmed_totp_device,
+    normalize_token,
+    verify_device_token,
+)
 
 STEP_UP_SESSION_KEY = "portal_step_up_at"
 
@@ -125,3 +131,15 @@ class StepUpForm(forms.Form):
             except StepUpFailed as exc:
                 raise forms.ValidationError(exc.detail, code=exc.code) from None
         return token
+
+
+def backup_codes_regenerate(
+    *, user: Any, totp_token: str, ip_address: str | None = None
+) -> list[str]:
+    """Replace the user's backup codes after a fresh TOTP code (the old ones stop working).
+
+    It lives here, not in ``twofactor``, so the step-up check is imported one way only.
+    """
+    verify_step_up(user=user, token=totp_token, ip_address=ip_address)
+    with transaction.atomic():
+        return backup_codes_issue(user=user, ip_address=ip_address, reason="regenerated")
