@@ -381,6 +381,22 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
     return intent
 
 
+# What a re-open rewrites (the rest of the intent, payload included, stays as it was).
+REOPENED_FIELDS = [
+    "generation",
+    "status",
+    "max_attempts",
+    "next_attempt_at",
+    "deadline_at",
+    "reason_code",
+    "finished_at",
+    "cancel_requested",
+    "lease_owner",
+    "lease_expires_at",
+    "updated_at",
+]
+
+
 def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
     """Re-open a dead-lettered intent for a replay: new generation, budget and deadline.
 
@@ -407,7 +423,7 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.lease_owner = ""
         intent.lease_expires_at = None
         intent.updated_at = now
-        intent.save()
+        intent.save(update_fields=REOPENED_FIELDS)
     # It is open again without being created: this process's quota estimate cannot see it.
     open_intent_count_forget(tenant_id=intent.tenant_id)
     return intent
