@@ -24,7 +24,6 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django_q.tasks import async_task
 
-from intents.errors import AlreadyTerminal
 from intents.models import DEAD_LETTER_STATUSES, Intent
 from intents.services import intent_reopen
 from portal import clock
@@ -723,8 +722,8 @@ def _execute_item(*, item_id: int) -> None:
         else:
             try:
                 reopened = intent_reopen(intent=intent, now=now)
-            except (AlreadyTerminal, DomainError) as exc:
-                skip = exc.detail[:255]
+            except DomainError as exc:  # AlreadyTerminal: re-opened by another path
+                skip = exc.detail[: ReplayItem._meta.get_field("detail").max_length]
         if skip is None:
             item.outcome = ReplayItemOutcome.REOPENED
             item.detail = f"re-opened as generation {reopened.generation}"
