@@ -12,11 +12,9 @@ rolls back on the refusal would also undo that increment.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -29,8 +27,6 @@ from .twofactor import (
     normalize_token,
     verify_device_token,
 )
-
-STEP_UP_SESSION_KEY = "portal_step_up_at"
 
 
 class StepUpFailed(PermissionDenied):
@@ -72,18 +68,6 @@ def verify_step_up(*, user: Any, token: str, ip_address: str | None = None) -> T
         or "The code is wrong or was already used (each code works once, including the "
         "one you logged in with). Wait for the next code and enter it."
     )
-
-
-def step_up_mark(request: Any) -> None:
-    """Remember in the session that the user just passed a step-up check."""
-    request.session[STEP_UP_SESSION_KEY] = time.time()
-
-
-def step_up_is_fresh(request: Any, *, max_age_s: int | None = None) -> bool:
-    """True when the session passed a step-up within ``STEP_UP_MAX_AGE_S`` seconds."""
-    max_age = settings.STEP_UP_MAX_AGE_S if max_age_s is None else max_age_s
-    marked = request.session.get(STEP_UP_SESSION_KEY)
-    return marked is not None and 0 <= time.time() - marked <= max_age
 
 
 class StepUpForm(forms.Form):

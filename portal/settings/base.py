@@ -187,7 +187,6 @@ CONTENT_SECURITY_POLICY = {
 OTP_TOTP_ISSUER = "Submission Portal"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 OTP_TOTP_THROTTLE_FACTOR = 1
-STEP_UP_MAX_AGE_S = env.int("STEP_UP_MAX_AGE_S", default=300)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours; never permanent
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
