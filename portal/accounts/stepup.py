@@ -71,12 +71,9 @@ def verify_step_up(*, user: Any, token: str, ip_address: str | None = None) -> T
 
 
 class StepUpForm(forms.Form):
-    """One ``otp_token`` field for approval pages.
-
-    ``StepUpForm(data, user=request.user)`` verifies the code in ``is_valid()`` and sets
-    ``form.device``. Without ``user`` it only checks the code's shape: use that when the
-    service you call verifies the code itself, since a code can be verified only once.
-    """
+    """One ``otp_token`` field for approval pages. It checks only the code's shape: the
+    service the page calls verifies the code (``verify_step_up``), since a code can be
+    verified only once."""
 
     otp_token = forms.CharField(
         label="Authenticator code",
@@ -93,27 +90,12 @@ class StepUpForm(forms.Form):
         ),
     )
 
-    def __init__(
-        self, *args: Any, user: Any = None, ip_address: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.user = user
-        self.ip_address = ip_address
-        self.device: TOTPDevice | None = None
-
     def clean_otp_token(self) -> str:
         token = normalize_token(self.cleaned_data["otp_token"])
         if not token.isdigit() or len(token) not in (6, 8):
             raise forms.ValidationError(
                 "Enter the 6-digit code from your authenticator app.", code="format"
             )
-        if self.user is not None:
-            try:
-                self.device = verify_step_up(
-                    user=self.user, token=token, ip_address=self.ip_address
-                )
-            except StepUpFailed as exc:
-                raise forms.ValidationError(exc.detail, code=exc.code) from None
         return token
 
 

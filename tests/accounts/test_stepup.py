@@ -94,17 +94,6 @@ def test_user_without_device_or_inactive_is_refused(db, traveller):
         verify_step_up(user=user, token="  ")
 
 
-def test_step_up_form_verifies_when_given_the_user(approver, traveller):
-    user, device = approver
-    form = StepUpForm({"otp_token": totp_code(device)}, user=user)
-    assert form.is_valid(), form.errors
-    assert form.device == device
-    traveller.shift(3)
-    replay = StepUpForm({"otp_token": totp_code(device)}, user=user)
-    assert not replay.is_valid()
-    assert "already used" in replay.errors["otp_token"][0]
-
-
 def test_step_up_form_without_user_checks_only_the_shape(approver, traveller):
     _user, device = approver
     assert not StepUpForm({"otp_token": "12ab"}).is_valid()
