@@ -22,6 +22,7 @@ from portal.accounts.models import Tenant
 from portal.accounts.roles import OPERATORS, restrict_to_visible_tenants, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
 from portal.errors import InvalidRequest
+from portal.sql_limits import IN_LIST_CHUNK
 
 from .errors import DeadLetterNotFound, ReplayRequestNotFound
 from .models import (
@@ -72,8 +73,8 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
         raise InvalidRequest(f"{name} is out of range.") from None
 
 
-#: dead-letter ids one plan may name (one IN list: SQL Server allows 2,100 parameters)
-MAX_PLAN_IDS = 500
+#: dead-letter ids one plan may name (one IN list)
+MAX_PLAN_IDS = IN_LIST_CHUNK
 
 
 def _parse_ids(value: Any) -> tuple[uuid.UUID, ...]:
@@ -286,8 +287,10 @@ def dead_letters_by_public_ids(
         queryset = queryset.select_for_update()
     found: list[DeadLetter] = []
     key_list = list(keys)
-    for start in range(0, len(key_list), 500):  # SQL Server: at most 2,100 parameters
-        found.extend(queryset.filter(public_id__in=key_list[start : start + 500]).order_by("id"))
+    for start in range(0, len(key_list), IN_LIST_CHUNK):
+        found.extend(
+            queryset.filter(public_id__in=key_list[start : start + IN_LIST_CHUNK]).order_by("id")
+        )
     seen = {dead_letter.public_id for dead_letter in found}
     missing.extend(text for key, text in keys.items() if key not in seen)
     return found, missing
@@ -429,8 +432,10 @@ def replay_item_results(*, items: list[ReplayItem]) -> list[ReplayItemResult]:
     reopened = [item for item in items if item.outcome == ReplayItemOutcome.REOPENED]
     intent_ids = sorted({item.dead_letter.intent_id for item in reopened})
     later_letters: dict[tuple[int, int], DeadLetter] = {}
-    for start in range(0, len(intent_ids), 500):  # SQL Server: at most 2,100 parameters
-        for letter in DeadLetter.objects.filter(intent_id__in=intent_ids[start : start + 500]):
+    for start in range(0, len(intent_ids), IN_LIST_CHUNK):
+        for letter in DeadLetter.objects.filter(
+            intent_id__in=intent_ids[start : start + IN_LIST_CHUNK]
+        ):
             later_letters[(letter.intent_id, letter.generation)] = letter
     return [_result(item, later_letters) for item in items]
 

@@ -39,6 +39,7 @@ from portal.accounts.stepup import verify_step_up
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, PermissionDenied
 from portal.observability.metrics import DEAD_LETTERS, REPLAYS
+from portal.sql_limits import IN_LIST_CHUNK
 from portal.timefmt import format_instant
 
 from . import selectors
@@ -66,7 +67,7 @@ from .selectors import ReplayFilters
 
 logger = logging.getLogger("deadletters")
 
-_CHUNK = 500  # ids per IN (...) list: SQL Server allows 2,100 parameters per statement
+_CHUNK = IN_LIST_CHUNK
 MAX_NOTE_CHARS = 10_000
 MAX_REASON_CHARS = 2_000
 

@@ -36,6 +36,7 @@ from deadletters.models import (
 from intents.models import TERMINAL_STATUSES, Attempt, Intent
 from portal import clock
 from portal.audit.services import Actor, audit_record
+from portal.sql_limits import IN_LIST_CHUNK
 
 from . import metrics
 from .logging import get_logger
@@ -46,7 +47,7 @@ logger = get_logger(__name__)
 FINISHED_DEAD_LETTER_STATUSES = SETTLED_STATUSES
 FINISHED_REPLAY_STATUSES = (ReplayStatus.DONE, ReplayStatus.REJECTED, ReplayStatus.EXPIRED)
 HEARTBEAT_RETENTION = dt.timedelta(days=7)
-DEFAULT_BATCH_SIZE = 500  # ids per DELETE: well under SQL Server's 2,100 parameters
+DEFAULT_BATCH_SIZE = IN_LIST_CHUNK  # ids per DELETE
 
 
 @dataclasses.dataclass
