@@ -64,7 +64,6 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
                 f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), "
                 f"not {text!r}."
             )
-    assert parsed is not None  # every branch above set it or raised
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     try:

@@ -337,7 +337,8 @@ def evidence_add_file(
         f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.content), save=False
     )
     stored_name = evidence.file.name
-    assert stored_name  # the storage named the file it saved
+    if not stored_name:  # kept under ``python -O``, unlike an assert
+        raise RuntimeError("The evidence storage saved the file without naming it.")
     try:
         return _evidence_insert(
             dead_letter=dead_letter,
@@ -433,7 +434,8 @@ def replay_request_create(
         if ids is not None:
             chosen = _lock_by_ids(ids=ids, user=requested_by)
         else:
-            assert filters is not None  # ids or filters, checked above
+            if filters is None:  # ids or filters, checked above
+                raise RuntimeError("replay_request_create needs ids or filters.")
             chosen = list(
                 selectors.open_dead_letters_matching(
                     filters=filters, user=requested_by
