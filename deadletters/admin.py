@@ -265,7 +265,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:
-        return obj.item_count  # type: ignore[attr-defined]
+        return int(obj.item_count)  # type: ignore[attr-defined]
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

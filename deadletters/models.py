@@ -74,7 +74,7 @@ class EvidenceKind(models.TextChoices):
     FILE = "file"
 
 
-class EvidenceQuerySet(models.QuerySet):
+class EvidenceQuerySet(models.QuerySet["Evidence"]):
     def update(self, **kwargs: object) -> int:
         raise PermissionError("evidence is append-only")
 

@@ -357,7 +357,9 @@ def evidence_add_file(
         raise
 
 
-def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None = None) -> File:
+def evidence_file_open(
+    *, evidence: Evidence, user: Any, ip_address: str | None = None
+) -> File[bytes]:
     """Open an evidence file for a staff download; each read is audited (who read what).
 
     Evidence may hold customer data from a failed delivery, so reading it is an

@@ -40,7 +40,8 @@ def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     """structlog processor: blank secrets, configured fields and the contract's sensitive
     payload fields (bound by ``bind_correlation``) before the line is rendered."""
     extra = _configured_sensitive_fields() | sensitive_fields_var.get()
-    return redact(event_dict, extra)
+    redacted: EventDict = redact(event_dict, extra)
+    return redacted
 
 
 def add_correlation_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -51,7 +51,7 @@ def heartbeat(
 
 def heartbeat_interval_s() -> float:
     """How often to beat so /readyz never sees a live process as stale."""
-    return max(settings.READINESS_MAX_HEARTBEAT_AGE_S / 4, 1.0)
+    return max(float(settings.READINESS_MAX_HEARTBEAT_AGE_S) / 4, 1.0)
 
 
 class Throttle:
