@@ -299,7 +299,7 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
     # Pass 1: phases, timed without the profiler.
     seed("t-")
     timer = PhaseTimer()
-    timer.wrap(dispatch, "claim_batch", "claim (select for update + lease)")
+    timer.wrap(dispatch, "claim_from", "claim (due tenants, select for update + lease)")
     timer.wrap(execution, "record_outcomes", "record (lock, decide, bulk write)")
     timer.wrap(execution, "_save", "  of which _save (intent UPDATEs + attempt INSERT)")
     timer.wrap(execution, "_write_states", "    of which _write_states (executemany UPDATE)")

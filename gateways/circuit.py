@@ -115,16 +115,22 @@ class ConnectionOutcomes:
 
 
 def circuit_record(
-    *, key: str, policy: CircuitPolicy, outcomes: ConnectionOutcomes, now: dt.datetime
+    *, key: str, policy: CircuitPolicy | None, outcomes: ConnectionOutcomes, now: dt.datetime
 ) -> str:
-    """Count a batch's calls on ``key`` and move its circuit; returns the new state."""
+    """Count a batch's calls on ``key`` and move its circuit; returns the new state.
+
+    Without a policy (the built-in simulator connections) only the totals are counted.
+    """
     with transaction.atomic():
         health = _locked_health(key, now)
         calls = outcomes.successes + outcomes.failures
-        window = dt.timedelta(seconds=policy.window_s)
-        if now - health.window_started_at >= window:
+        if policy is not None and now - health.window_started_at >= dt.timedelta(
+            seconds=policy.window_s
+        ):
             health.window_started_at, health.window_calls, health.window_failures = now, 0, 0
-        if health.state == CircuitState.HALF_OPEN and outcomes.probe and calls:
+        if policy is None:
+            pass
+        elif health.state == CircuitState.HALF_OPEN and outcomes.probe and calls:
             if outcomes.failures:
                 _open(health, policy, now)
             else:

@@ -110,8 +110,10 @@ class ConnectionSpec:
         return None if rate is None else float(rate)
 
     @property
-    def circuit(self) -> CircuitPolicy:
-        return CircuitPolicy(**self.spec["circuit"])
+    def circuit(self) -> CircuitPolicy | None:
+        """None for the built-in simulator connections: they have no breaker."""
+        circuit = self.spec["circuit"]
+        return None if circuit is None else CircuitPolicy(**circuit)
 
     @property
     def config(self) -> ConnectionConfig:
@@ -271,7 +273,10 @@ def default_connection(channel: str) -> ConnectionSpec:
         "channel": channel,
         "description": f"built-in: the {channel} simulator at GATEWAY_{channel.upper()}_URL",
         "rate_per_second": None,
-        "circuit": dict(CIRCUIT_DEFAULTS),
+        # No breaker: the simulator's failures are the ones asked for by the recipient, and
+        # targets without connections must behave as before connections existed (a demo
+        # mix of 503s would otherwise hold back every SMS for open_s).
+        "circuit": None,
         "settings": {"url": url, "status_url": status_url},
         "secrets": {},
     }

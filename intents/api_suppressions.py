@@ -68,7 +68,8 @@ class SuppressionListApi(ApiView):
             raise InvalidRequest(f"Unknown query parameter(s): {', '.join(unknown)}.")
         rows = suppressions_for_tenant(
             tenant=request.tenant,  # type: ignore[attr-defined]
-            channel=request.query_params.get("channel") or None,
+            # Present but empty is no channel at all: refused like any other (the enum).
+            channel=request.query_params.get("channel"),
             recipient=request.query_params.get("recipient") or None,
         )[:MAX_LISTED]
         return Response(SuppressionOutputSerializer(rows, many=True).data)

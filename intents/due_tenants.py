@@ -5,7 +5,8 @@ the number of tenants: a tenant with nothing due costs nothing per batch.
 
 The set is refreshed from the database in two ways (``refresh``):
 
-* **recent**, before every claim: tenants with a pending intent whose due time fell in
+* **recent**, before a claim (at most every ``RECENT_LOOK_MIN_S`` while the set still has
+  tenants to visit): tenants with a pending intent whose due time fell in
   the last ``RECENT_MARGIN`` plus the time since the previous look. A range over
   ``intent_status_due_idx`` (status, next_attempt_at, tenant) that reads only pending
   intents come due lately, so its cost follows the due rate, not the backlog. The
@@ -33,6 +34,10 @@ from collections.abc import Iterable
 from .selectors import tenants_with_due_work
 
 RECENT_MARGIN = dt.timedelta(seconds=2)
+# While the set still has tenants to visit, the recent look runs at most this often: a
+# burst falling due at once (a backlog released, an outage ended) stays in its range for
+# the whole margin, and reading it before every claim would cost more than the claim.
+RECENT_LOOK_MIN_S = 0.2
 FULL_REFRESH_S = 5.0
 # Above this many due intents, one index seek per claim (bounded by its share) costs
 # less than reading the tenant's whole due backlog inside the ranked query.
@@ -47,6 +52,7 @@ class DueTenants:
         self.refreshing = refreshing
         self._seen_until: dt.datetime | None = None
         self._full_at = -1e9  # time.monotonic() of the last full refresh
+        self._looked_at = -1e9  # time.monotonic() of the last look of either kind
 
     def __len__(self) -> int:
         return len(self._order)
@@ -58,11 +64,15 @@ class DueTenants:
         """Add the tenants that have work due at ``now`` (see the module notes)."""
         if not self.refreshing:
             return
-        if time.monotonic() - self._full_at >= FULL_REFRESH_S or self._seen_until is None:
+        clock = time.monotonic()
+        if clock - self._full_at >= FULL_REFRESH_S or self._seen_until is None:
             since = None
-            self._full_at = time.monotonic()
+            self._full_at = clock
+        elif self._order and clock - self._looked_at < RECENT_LOOK_MIN_S:
+            return  # work is known; the look comes again soon (its range starts where it left)
         else:
             since = min(self._seen_until, now) - RECENT_MARGIN
+        self._looked_at = clock
         found = tenants_with_due_work(now=now, since=since)
         if since is None:  # the exact set: a tenant no longer due (or deactivated) leaves
             exact = set(found)

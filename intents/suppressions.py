@@ -200,7 +200,7 @@ def suppressions_for_tenant(
     *, tenant: Tenant, channel: str | None = None, recipient: str | None = None
 ) -> QuerySet[Suppression]:
     rows = Suppression.objects.filter(tenant=tenant)
-    if channel:
+    if channel is not None:
         _check_channel(channel)
         rows = rows.filter(channel=channel)
     if recipient:

@@ -1,8 +1,9 @@
 """The admin site: django-otp's OTPAdminSite, so no page opens without a verified device.
 
 The login page asks for username, password and one code. A staff user whose password is
-right but who has no confirmed TOTP device is handed to the self-service enrolment
-(``portal.accounts.views.enrol``) instead of being refused.
+right but who has no confirmed TOTP device is handed to the enrolment
+(``portal.accounts.views.enrol``) only with an open invitation (``manage.py
+invite_staff``) opened in the same browser; otherwise the login is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ class PortalLoginView(LoginView):
             from portal.accounts.views import begin_enrolment
 
             return begin_enrolment(
-                self.request, form.enrolment_user, next_url=self.get_redirect_url()
+                self.request,
+                form.enrolment_user,
+                invitation_id=form.enrolment_invitation_id,
+                next_url=self.get_redirect_url(),
             )
         return super().form_invalid(form)
 

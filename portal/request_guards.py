@@ -1,4 +1,6 @@
-"""Refuse a request whose path or query string holds a NUL character, before any view.
+"""Guards around every request: NUL characters refused, API responses never cached.
+
+Refuse a request whose path or query string holds a NUL character, before any view.
 
 No field of the portal may hold one, and PostgreSQL cannot even compare a text column
 with one (``ValueError: A string literal cannot contain NUL``), so an admin filter, a
@@ -43,3 +45,17 @@ class NulCharacterGuardMiddleware:
                 return problem_http_response(request, "invalid_request", REFUSAL, errors=errors)
             return HttpResponseBadRequest(REFUSAL, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class ApiNoStoreMiddleware:
+    """``Cache-Control: no-store`` on every API response that does not set its own: they
+    carry a tenant's data and must not stay in a browser's or a shared proxy's cache."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if is_api_request(request) and "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        return response

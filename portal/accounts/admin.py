@@ -1,11 +1,12 @@
 """Admin for staff users, role groups and login lockouts, behind the role checks.
 
-Users and groups are re-registered with role checks: platform admins manage users, only
-superusers may grant superuser status or raw permissions, and nobody deletes a user
+Users and groups are re-registered with role checks: platform admins manage users, but
+roles, superuser status and raw permissions are read-only here for everyone (granted by
+``manage.py grant_role`` / ``createsuperuser`` from the shell), and nobody deletes a user
 (deactivate instead: audit events and evidence keep pointing at them). Role changes are
 audited by the m2m signal in ``signals.py``; this admin names the acting user for it.
-TOTP devices have no admin of their own: enrolment is self-service and a reset is an
-audited action on the user.
+TOTP devices have no admin of their own: enrolment needs an invitation (``manage.py
+invite_staff``) and a reset is an audited action on the user.
 
 Tenants and API keys live in ``admin_tenants.py``.
 """
@@ -44,10 +45,10 @@ for model in (User, Group, TOTPDevice, StaticDevice, AccessAttempt):
 class StaffProfileInline(RoleRequiredAdminMixin, admin.StackedInline):
     model = StaffProfile
     can_delete = False
-    fields = ("tenants",)
+    fields = ("all_tenants", "tenants")
     filter_horizontal = ("tenants",)
     verbose_name = "tenant scope"
-    verbose_name_plural = "tenant scope (operators see only these tenants; none = all)"
+    verbose_name_plural = "tenant scope (operators see only these tenants, or all when ticked)"
     change_roles = (PLATFORM_ADMINS,)
 
 
@@ -93,10 +94,17 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
         return obj._backup_codes
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        readonly = [*super().get_readonly_fields(request, obj), "last_login", "date_joined"]
-        if not request.user.is_superuser:
-            readonly += ["is_superuser", "user_permissions"]
-        return readonly
+        # Four eyes: roles, superuser status and raw permissions never change here, for
+        # anyone: only `manage.py grant_role` (shell access) grants a role, so nobody
+        # with portal access alone makes an account an approver of their own requests.
+        return [
+            *super().get_readonly_fields(request, obj),
+            "last_login",
+            "date_joined",
+            "groups",
+            "is_superuser",
+            "user_permissions",
+        ]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -119,9 +127,20 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         with audit_context(actor=Actor.user(request.user), ip_address=ip_from_request(request)):
             super().save_related(request, form, formsets, change)
+        for formset in formsets:
+            for inline_form in formset.forms:
+                if "all_tenants" in inline_form.changed_data and inline_form.instance.pk:
+                    audit_record(
+                        actor=Actor.user(request.user),
+                        action="user.tenant_scope_changed",
+                        object_type="user",
+                        object_id=form.instance.pk,
+                        data={"all_tenants": inline_form.instance.all_tenants},
+                        ip_address=ip_from_request(request),
+                    )
 
     @admin.action(
-        description="Reset two-factor authentication (they enrol again at next login)",
+        description="Reset two-factor authentication (they need a new invitation to enrol)",
         permissions=["change"],
     )
     def reset_two_factor(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:

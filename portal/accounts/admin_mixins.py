@@ -82,6 +82,19 @@ class RoleRequiredAdminMixin:
         return queryset
 
 
+def _audit_refused_write(request: HttpRequest, roles: tuple[str, ...]) -> None:
+    from portal.audit.services import Actor, audit_record, ip_from_request
+
+    audit_record(
+        actor=Actor.user(request.user),
+        action="auth.permission_denied",
+        object_type="user",
+        object_id=request.user.pk or "",
+        data={"path": request.path, "method": request.method, "needs": list(roles)},
+        ip_address=ip_from_request(request),
+    )
+
+
 def role_required(*roles: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., Any]]:
     """Decorate an admin view function or method: 403 unless the user holds one of ``roles``.
 
@@ -94,6 +107,9 @@ def role_required(*roles: str) -> Callable[[Callable[..., HttpResponse]], Callab
         def wrapped(*args: Any, **kwargs: Any) -> HttpResponse:
             request = next(arg for arg in args if isinstance(arg, HttpRequest))
             if not holds_any_role(request.user, roles):
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    # A refused write (a forged approval, say) is a security event.
+                    _audit_refused_write(request, roles)
                 raise DjangoPermissionDenied(f"needs the {' or '.join(roles)} role")
             return view(*args, **kwargs)
 

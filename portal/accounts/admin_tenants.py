@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -300,6 +301,15 @@ class ApiKeyCreateForm(forms.ModelForm):
         fields = ("tenant", "name", "scopes", "expiry_date")
 
 
+class ApiKeyChangeList(ChangeList):
+    def url_for_result(self, result: Any) -> str:
+        return reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+            args=(quote(result.prefix),),
+            current_app=self.model_admin.admin_site.name,
+        )
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
     """Keys are created (shown once) and revoked here; nothing else about them changes."""
@@ -330,6 +340,14 @@ class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin
     @admin.display(description="scopes")
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
+
+    # A key's primary key is "<prefix>.<SHA-512 of the key>": in a URL it would reach
+    # access logs and browser histories. Every admin URL names the key by its prefix.
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        return self.get_queryset(request).filter(prefix=object_id).first()
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> Any:
+        return ApiKeyChangeList
 
     def has_revoke_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return holds_any_role(request.user, self.revoke_roles)
@@ -404,7 +422,7 @@ class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin
         if request.method == "POST":
             self._revoke(request, [api_key])
             return HttpResponseRedirect(
-                reverse("admin:accounts_apikey_change", args=[quote(api_key.pk)])
+                reverse("admin:accounts_apikey_change", args=[quote(api_key.prefix)])
             )
         return self._revoke_confirmation(request, [api_key], via_action=False)
 

@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.audit.services import Actor, audit_record, ip_from_request
 
+from .invitations import INVITATION_SESSION_KEY, invitation_open_for
 from .models import BackupCodeDevice
 from .twofactor import has_confirmed_totp, normalize_token
 
@@ -27,7 +28,8 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
       codes. django-otp deliberately refuses to try every device in turn (that would
       count a failure against each); this picks exactly one, so throttling stays exact.
     - A staff user whose password is right but who has no confirmed TOTP device is
-      sent to the enrolment flow (``enrolment_user`` is set) instead of being refused.
+      sent to the enrolment flow (``enrolment_user`` is set) when this browser opened an
+      open invitation for them; without one the login is refused.
     """
 
     otp_token = forms.CharField(
@@ -49,6 +51,7 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.enrolment_user: Any = None
+        self.enrolment_invitation_id: int | None = None
 
     def clean(self) -> dict[str, Any]:
         # AdminAuthenticationForm.clean authenticates through django.contrib.auth (so
@@ -58,7 +61,29 @@ class PortalLoginForm(OTPAdminAuthenticationForm):
         if user is None:
             return self.cleaned_data
         if not has_confirmed_totp(user):
+            # A password alone never enrols: only with an open invitation for this user
+            # opened in this browser (accounts:invitation).
+            session = getattr(self.request, "session", None)
+            invitation = invitation_open_for(
+                invitation_id=session.get(INVITATION_SESSION_KEY) if session else None,
+                user=user,
+            )
+            if invitation is None:
+                audit_record(
+                    actor=Actor.user(user),
+                    action="auth.enrolment_refused",
+                    object_type="user",
+                    object_id=user.pk,
+                    data={"username": user.get_username(), "reason": "no_invitation"},
+                    ip_address=ip_from_request(self.request),
+                )
+                raise forms.ValidationError(
+                    "This account has no authenticator yet. Open the invitation link a "
+                    "platform admin gave you, then log in again.",
+                    code="invitation_required",
+                )
             self.enrolment_user = user
+            self.enrolment_invitation_id = invitation.pk
             raise EnrolmentRequired(
                 "Set up two-factor authentication to continue.", code="enrolment_required"
             )

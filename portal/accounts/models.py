@@ -75,12 +75,19 @@ class ApiKey(AbstractAPIKey):
 
 
 class StaffProfile(models.Model):
-    """Which tenants a staff user may see; no tenants listed means all of them."""
+    """Which tenants a staff user may see: those listed, or all with ``all_tenants``.
+
+    Fails closed: a staff user with no profile, or none listed and no flag, sees no
+    tenant's data (platform admins and superusers see every tenant by their role).
+    """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"
     )
     tenants = models.ManyToManyField(Tenant, blank=True, related_name="+")
+    all_tenants = models.BooleanField(
+        default=False, help_text="Sees every tenant (an explicit, audited grant)."
+    )
     login_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -140,3 +147,29 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code #{self.pk} of device #{self.device_id}"
+
+
+class StaffInvitation(models.Model):
+    """A one-time, expiring permission to enrol an authenticator for one staff user.
+
+    Issued by ``manage.py invite_staff`` (shell access: the platform's own operators),
+    shown once; only its SHA-256 is stored. Without an open invitation a correct
+    password never reaches enrolment, so an unenrolled account, or one whose 2FA was
+    reset, cannot be claimed by whoever first knows its password.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_invitations"
+    )
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    issued_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="invitation_user_idx")]
+
+    def __str__(self) -> str:
+        return f"invitation #{self.pk} for user #{self.user_id}"

@@ -51,7 +51,8 @@ def tenant_ids_visible_to(user: Any) -> set[int] | None:
     """The tenant ids ``user`` may see, or ``None`` for all of them.
 
     Platform admins and superusers see every tenant; so does a staff user whose
-    StaffProfile lists no tenants. A user who is not active staff sees none.
+    StaffProfile has ``all_tenants`` set. Anyone else sees the tenants their profile
+    lists, and a staff user with no profile or an empty list sees none (fail closed).
     """
     if not (user and user.is_authenticated and user.is_active and user.is_staff):
         return set()
@@ -59,12 +60,17 @@ def tenant_ids_visible_to(user: Any) -> set[int] | None:
         return None
     from .models import StaffProfile
 
-    tenant_ids = set(
-        StaffProfile.tenants.through.objects.filter(staffprofile__user=user).values_list(
+    profile = StaffProfile.objects.filter(user=user).values_list("pk", "all_tenants").first()
+    if profile is None:
+        return set()
+    profile_id, all_tenants = profile
+    if all_tenants:
+        return None
+    return set(
+        StaffProfile.tenants.through.objects.filter(staffprofile_id=profile_id).values_list(
             "tenant_id", flat=True
         )
     )
-    return tenant_ids or None
 
 
 def restrict_to_visible_tenants(

@@ -11,12 +11,13 @@ from typing import Any
 
 import segno
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.audit.services import Actor, audit_record
 from portal.errors import PermissionDenied
 
-from .models import BackupCodeDevice
+from .models import BackupCodeDevice, StaffInvitation
 from .roles import PLATFORM_ADMINS, require_role
 
 TOTP_DEVICE_NAME = "authenticator app"
@@ -85,9 +86,17 @@ def totp_enrolment_start(*, user: Any) -> TOTPDevice:
 
 
 def totp_enrolment_confirm(
-    *, user: Any, device_id: int, token: str, ip_address: str | None = None
+    *,
+    user: Any,
+    device_id: int,
+    token: str,
+    invitation_id: int | None,
+    ip_address: str | None = None,
 ) -> tuple[TOTPDevice, list[str]]:
-    """Confirm the enrolment with one valid code; returns the device and new backup codes."""
+    """Confirm the enrolment with one valid code; returns the device and new backup codes.
+
+    The invitation that let the user enrol is consumed in the same transaction.
+    """
     token = normalize_token(token)
     if not token:
         raise TwoFactorError("Enter the 6-digit code your authenticator app shows.")
@@ -109,6 +118,11 @@ def totp_enrolment_confirm(
         device = TOTPDevice.objects.select_for_update().get(pk=device_id, user=user)
         if device.confirmed or has_confirmed_totp(user):
             raise TwoFactorError("This user already has a confirmed authenticator.")
+        if invitation_id is None:
+            raise TwoFactorError("Enrolment needs an invitation; ask a platform admin.")
+        from .invitations import invitation_consume
+
+        invitation_consume(invitation_id=invitation_id, user=user)
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()
@@ -146,11 +160,15 @@ def backup_codes_issue(*, user: Any, ip_address: str | None, reason: str) -> lis
 
 
 def two_factor_reset(*, actor: Any, user: Any, ip_address: str | None = None) -> None:
-    """Remove a user's TOTP and backup devices: they enrol again at their next login."""
+    """Remove a user's TOTP and backup devices and any open invitation: they enrol again
+    only with a new invitation (``manage.py invite_staff``)."""
     require_role(actor, PLATFORM_ADMINS)
     with transaction.atomic():
         removed_totp, _ = TOTPDevice.objects.filter(user=user).delete()
         BackupCodeDevice.objects.filter(user=user).delete()
+        StaffInvitation.objects.filter(
+            user=user, used_at__isnull=True, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
         audit_record(
             actor=Actor.user(actor),
             action="otp.device_reset",

@@ -21,6 +21,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.audit.services import Actor, audit_record, ip_from_request
 
+from .invitations import INVITATION_SESSION_KEY, invitation_by_token
 from .stepup import StepUpFailed, StepUpForm, backup_codes_regenerate
 from .twofactor import (
     TwoFactorError,
@@ -50,7 +51,9 @@ class EnrolmentConfirmForm(forms.Form):
     )
 
 
-def begin_enrolment(request: HttpRequest, user: Any, *, next_url: str = "") -> HttpResponse:
+def begin_enrolment(
+    request: HttpRequest, user: Any, *, invitation_id: int | None, next_url: str = ""
+) -> HttpResponse:
     """After a correct password for a user without a TOTP device: start their enrolment.
 
     The user is not logged in until they confirm a code; the session only remembers,
@@ -62,6 +65,7 @@ def begin_enrolment(request: HttpRequest, user: Any, *, next_url: str = "") -> H
     request.session[ENROLMENT_SESSION_KEY] = {
         "user_id": user.pk,
         "device_id": device.pk,
+        "invitation_id": invitation_id,
         "started_at": time.time(),
         "backend": getattr(user, "backend", "django.contrib.auth.backends.ModelBackend"),
         "next": next_url,
@@ -101,6 +105,7 @@ def _codes_response(request: HttpRequest, codes: list[str], *, next_url: str, ti
             **admin.site.each_context(request),
             "title": title,
             "codes": codes,
+            "codes_text": "".join(f"{code}\n" for code in codes),
             "next_url": next_url or reverse("admin:index"),
         },
     )
@@ -127,12 +132,14 @@ def enrol(request: HttpRequest) -> HttpResponse:
                 user=user,
                 device_id=device.pk,
                 token=form.cleaned_data["otp_token"],
+                invitation_id=state.get("invitation_id"),
                 ip_address=ip_from_request(request),
             )
         except TwoFactorError as exc:
             form.add_error("otp_token", exc.detail)
         else:
             request.session.pop(ENROLMENT_SESSION_KEY, None)
+            request.session.pop(INVITATION_SESSION_KEY, None)
             user.otp_device = device  # django_otp.login runs on user_logged_in
             user.is_verified = functools.partial(is_verified, user)  # as OTPMiddleware does
             user.portal_login_method = "enrolment"
@@ -184,3 +191,24 @@ def backup_codes(request: HttpRequest) -> HttpResponse:
             "remaining": backup_codes_remaining(request.user),
         },
     )
+
+
+@never_cache
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """An invitation link: remembered in this browser's session, then on to the login.
+
+    Nothing is consumed here (a link preview must not use it up); the enrolment's
+    confirmation does that. An unknown, used, revoked or expired link says so.
+    """
+    found = invitation_by_token(token)
+    if found is None:
+        return render(
+            request,
+            "accounts/invitation_invalid.html",
+            {**admin.site.each_context(request), "title": "Invitation not valid"},
+            status=404,
+        )
+    request.session.cycle_key()
+    request.session[INVITATION_SESSION_KEY] = found.pk
+    login_url = reverse("admin:login")
+    return HttpResponseRedirect(f"{login_url}?invited={found.user.get_username()}")

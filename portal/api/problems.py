@@ -238,11 +238,13 @@ def problem_http_response(
     *,
     errors: list[dict[str, Any]] | None = None,
 ) -> HttpResponse:
-    """A problem document from plain Django code (no DRF renderer involved)."""
+    """A problem document from plain Django code, in the format DRF's JSONRenderer gives
+    the others (compact, UTF-8, U+2028/9 escaped), so a client sees one format from
+    every path. Not through the renderer itself: the 500 handler must work when it fails."""
     body = problem_body(code, detail, request_id=_request_id(request), errors=errors)
-    response = HttpResponse(
-        json.dumps(body), status=body["status"], content_type=PROBLEM_CONTENT_TYPE
-    )
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    response = HttpResponse(text.encode(), status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response[name] = value
     return response

@@ -59,11 +59,16 @@ GENESIS_HASH = "0" * 64
 
 
 class AuditChainHead(models.Model):
-    """Single row locked while appending, so concurrent writers cannot fork the chain."""
+    """Single row locked while appending, so concurrent writers cannot fork the chain.
+
+    ``signature`` is an HMAC of (sequence, last_hash) with the audit key: someone who can
+    write the database but lacks the key cannot move the head back over deleted events.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    signature = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"audit chain head at #{self.sequence}"

@@ -9,7 +9,7 @@ import hmac
 from django.db.models import QuerySet
 
 from .models import GENESIS_HASH, AuditChainHead, AuditEvent
-from .services import compute_hash
+from .services import compute_hash, head_signature
 
 
 def audit_events(
@@ -44,13 +44,18 @@ class ChainVerification:
         return self.broken_sequence is None
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainVerification:
+def audit_chain_verify(
+    *, chunk_size: int = 2000, expect_at_least: int | None = None
+) -> ChainVerification:
     """Walk the whole chain in order and report the first event that does not fit.
 
     Checked per event, in this order: its sequence follows the previous one (a deleted
     row shows as a gap), its ``prev_hash`` is the previous event's hash (a re-linked or
     re-ordered row), and its own hash recomputed with the HMAC key matches (an edited
-    row). Last, the chain head must name the last event: a truncated tail shows there.
+    row). Last, the chain head must name the last event and carry its HMAC signature: a
+    truncated tail shows there, even when the head row was rewritten too. A checkpoint
+    kept outside the database (``expect_at_least``, the ``portal_audit_head_sequence``
+    gauge or the ``audit.head`` log line) catches a tail cut by someone holding the key.
     """
     expected_sequence = 1
     previous_hash = GENESIS_HASH
@@ -95,5 +100,22 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainVerification:
             count,
             last_sequence,
             "head mismatch: the chain head's hash differs from the last event's",
+        )
+    expected = head_signature(sequence=head.sequence, last_hash=head.last_hash)
+    if not hmac.compare_digest(head.signature, expected):
+        # Rows deleted from the tail and the head moved back onto the new last event:
+        # only the holder of the audit key can sign that head.
+        return ChainVerification(
+            count,
+            last_sequence,
+            "head signature mismatch: the chain head was rewritten without the audit key "
+            "(events after it may have been deleted)",
+        )
+    if expect_at_least is not None and last_sequence < expect_at_least:
+        return ChainVerification(
+            count,
+            last_sequence + 1,
+            f"tail missing: a checkpoint saw #{expect_at_least}, the chain ends at "
+            f"#{last_sequence}",
         )
     return ChainVerification(count)

@@ -154,6 +154,13 @@ def compute_hash(event: AuditEvent) -> str:
     return hmac.new(key, canonical_event(event), hashlib.sha256).hexdigest()
 
 
+def head_signature(*, sequence: int, last_hash: str) -> str:
+    """The chain head's HMAC: binds the newest event's sequence and hash to the key."""
+    key = (settings.AUDIT_HMAC_KEY or "").encode()
+    message = f"audit-chain-head:{sequence}:{last_hash}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -186,7 +193,8 @@ def audit_record(
         event.save(force_insert=True)
         head.sequence = event.sequence
         head.last_hash = event.hash
-        head.save(update_fields=["sequence", "last_hash"])
+        head.signature = head_signature(sequence=event.sequence, last_hash=event.hash)
+        head.save(update_fields=["sequence", "last_hash", "signature"])
     return event
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "portal.observability.middleware.RequestIdMiddleware",
     "portal.request_guards.NulCharacterGuardMiddleware",
+    "portal.request_guards.ApiNoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -157,6 +158,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 LOGIN_URL = "admin:login"
+# Where a login lands when its `next=` is missing or refused as unsafe (not Django's
+# /accounts/profile/, which the portal does not have).
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Sessions and cookies: an idle timeout (cookie age, refreshed on every request)
 # and an absolute one enforced by SessionTimeoutMiddleware.
@@ -198,6 +202,8 @@ AXES_VERBOSE = False
 # many hops; 0 (the default) never reads the header. See docs/deployment.md.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "portal.audit.services.ip_from_request"
+# How long a `manage.py invite_staff` enrolment link stays valid (seconds).
+STAFF_INVITATION_TTL_S = env.float("STAFF_INVITATION_TTL_S", default=72 * 3600)
 
 # --- REST API
 REST_FRAMEWORK = {

@@ -48,8 +48,11 @@ def create_staff_user(
         group, _ = Group.objects.get_or_create(name=role)
         user.groups.add(group)
     tenants = list(tenants)
+    # No tenants named: the explicit all-tenants grant (a profile fails closed otherwise).
+    profile, _ = StaffProfile.objects.get_or_create(
+        user=user, defaults={"all_tenants": not tenants}
+    )
     if tenants:
-        profile, _ = StaffProfile.objects.get_or_create(user=user)
         profile.tenants.set(tenants)
     device = None
     if with_totp:

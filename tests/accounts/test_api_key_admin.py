@@ -26,11 +26,11 @@ TARGETS = "/api/v1/targets"
 
 
 def change_url(api_key: ApiKey) -> str:
-    return f"{BASE}{quote(api_key.pk)}/change/"
+    return f"{BASE}{quote(api_key.prefix)}/change/"
 
 
 def revoke_url(api_key: ApiKey) -> str:
-    return f"{BASE}{quote(api_key.pk)}/revoke/"
+    return f"{BASE}{quote(api_key.prefix)}/revoke/"
 
 
 def api_get(key: str, path: str = TARGETS):

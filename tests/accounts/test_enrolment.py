@@ -10,8 +10,10 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts.invitations import invitation_issue
 from portal.accounts.models import BackupCodeDevice
 from portal.audit.models import AuditEvent
+from portal.audit.services import Actor
 from tests.accounts.factories import create_staff_user
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +40,16 @@ def newcomer(db):
     return user
 
 
+def _invite(client, user):
+    """Open a fresh invitation for ``user`` in ``client``'s session (invite_staff's link)."""
+    _, token = invitation_issue(user=user, actor=Actor.system("tests"))
+    response = client.get(f"/accounts/invitation/{token}/")
+    assert response.status_code == 302
+    return token
+
+
 def _start(client, login_post, user):
+    _invite(client, user)
     response = login_post(user.username)
     assert response.status_code == 302
     assert response["Location"] == "/accounts/2fa/enrol/"
@@ -90,6 +101,7 @@ def test_confirming_with_a_valid_code_logs_in_and_shows_backup_codes_once(
         AuditEvent.objects.exclude(action="role.granted").values_list("action", flat=True)
     )
     assert actions == [
+        "staff.invited",
         "otp.enrolment_started",
         "otp.device_confirmed",
         "otp.backup_codes_issued",

@@ -111,16 +111,18 @@ def test_user_admin_is_for_platform_admins_only(client, operator):
     assert client.get(f"/admin/auth/user/{user.pk}/change/").status_code == 403
 
 
-def test_role_change_in_the_admin_is_audited_with_the_acting_user(client, platform_admin):
+def test_roles_never_change_in_the_admin_even_for_a_platform_admin(client, platform_admin):
+    """Issue 11, finding 2: four eyes. A role posted to the user form is ignored."""
     target, _ = create_staff_user("olga", roles=[OPERATORS])
     page = client.get("/admin/auth/user/")
     assert page.status_code == 200
     assert "olga" in page.content.decode()
     form = client.get(f"/admin/auth/user/{target.pk}/change/").context["adminform"].form
+    assert "groups" not in form.fields and "is_superuser" not in form.fields
     data = {
         key: value
         for key, value in form.initial.items()
-        if key not in {"password", "last_login", "date_joined", "user_permissions"}
+        if key not in {"password", "last_login", "date_joined", "user_permissions", "groups"}
         and value is not None
     }
     data.update(
@@ -129,7 +131,7 @@ def test_role_change_in_the_admin_is_audited_with_the_acting_user(client, platfo
                 Group.objects.get(name=OPERATORS).pk,
                 Group.objects.get(name=APPROVERS).pk,
             ],
-            "is_superuser": "on",  # read-only for a non-superuser: ignored
+            "is_superuser": "on",
             "staff_profile-TOTAL_FORMS": "1",
             "staff_profile-INITIAL_FORMS": "0",
             "staff_profile-MIN_NUM_FORMS": "0",
@@ -140,12 +142,24 @@ def test_role_change_in_the_admin_is_audited_with_the_acting_user(client, platfo
     response = client.post(f"/admin/auth/user/{target.pk}/change/", data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     target.refresh_from_db()
-    assert set(target.groups.values_list("name", flat=True)) == {OPERATORS, APPROVERS}
+    assert set(target.groups.values_list("name", flat=True)) == {OPERATORS}
     assert not target.is_superuser
+    assert not AuditEvent.objects.filter(action="role.granted", data__role=APPROVERS).exists()
+
+
+def test_grant_role_is_the_one_way_to_a_role_and_is_audited(db):
+    from django.core.management import call_command
+
+    target, _ = create_staff_user("olga", roles=[OPERATORS])
+    call_command("grant_role", "olga", APPROVERS)
+    assert set(target.groups.values_list("name", flat=True)) == {OPERATORS, APPROVERS}
     granted = AuditEvent.objects.filter(action="role.granted", data__role=APPROVERS).get()
-    assert granted.actor_label == "pat"
-    assert granted.ip_address == "127.0.0.1"
+    assert granted.actor_label == "manage.py grant_role"
     assert granted.data["username"] == "olga"
+
+    call_command("grant_role", "olga", APPROVERS, "--revoke")
+    assert set(target.groups.values_list("name", flat=True)) == {OPERATORS}
+    assert AuditEvent.objects.filter(action="role.revoked", data__role=APPROVERS).exists()
 
 
 def test_reset_two_factor_action(client, platform_admin):
@@ -178,7 +192,7 @@ def test_nobody_deletes_users_in_the_admin(client, platform_admin):
 
 def test_tenant_scope_change_is_audited(operator, tenant):
     user, _ = operator
-    profile = StaffProfile.objects.create(user=user)
+    profile = StaffProfile.objects.get(user=user)
     profile.tenants.add(tenant)
     event = AuditEvent.objects.get(action="user.tenant_scope_changed")
     assert event.data == {"change": "add", "tenant_ids": [tenant.pk], "now": [tenant.pk]}

@@ -145,3 +145,25 @@ def test_head_answers_like_get_without_a_body(api, submit):
         assert response.status_code == 200, path
         assert response.content == b""
         assert response["X-Request-ID"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/nope"),  # the /api/ fallback (plain Django)
+        ("get", "/api/v1/intents/"),  # the trailing-slash hint (plain Django)
+        ("put", "/api/v1/intents"),  # the method router's 405
+        ("get", "/api/v1/targets"),  # DRF, without a key
+    ],
+)
+def test_every_problem_path_renders_one_json_format(anonymous, method, path):
+    """Fallback, hint, 405 and DRF problems: the same compact UTF-8 JSON, byte for byte."""
+    response = (
+        getattr(anonymous, method)(path)
+        if method == "get"
+        else anonymous.request(method.upper(), path)
+    )
+    body = json.loads(response.content)
+    assert response["Content-Type"].startswith("application/problem+json")
+    compact = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    assert response.content == compact

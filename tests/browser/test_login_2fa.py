@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts.invitations import invitation_issue
 from portal.accounts.models import BackupCodeDevice
+from portal.audit.services import Actor
 from tests.accounts.factories import PASSWORD, create_staff_user
 from tests.browser.helpers import assert_styled, code_for, fresh_code, log_in, log_out, shot
 
@@ -77,9 +79,18 @@ def _is_verified_session(session_key: str) -> bool:
 
 
 def test_first_login_enrols_then_logs_in_with_a_fresh_code(page):
-    create_staff_user("nina", roles=["operators"], with_totp=False)
+    user, _ = create_staff_user("nina", roles=["operators"], with_totp=False)
 
+    # A password alone never enrols (issue 11): the login asks for the invitation.
     log_in(page, "nina", PASSWORD, "")
+    assert "/accounts/2fa/enrol/" not in page.url
+    assert "invitation link" in page.inner_text("#content")
+
+    # The one-time link of `manage.py invite_staff`, opened in this browser.
+    _, token = invitation_issue(user=user, actor=Actor.system("tests"))
+    page.goto(f"/accounts/invitation/{token}/")
+    page.wait_for_url("**/admin/login/**")
+    log_in(page, "nina", PASSWORD, "", path=page.url)
     page.wait_for_url("**/accounts/2fa/enrol/")
     assert_styled(page)
     # The QR code is an inline SVG rendered by the server: no image from anywhere else.
@@ -111,6 +122,12 @@ def test_first_login_enrols_then_logs_in_with_a_fresh_code(page):
         codes = page.locator("#backup-codes li").all_inner_texts()
         assert len(codes) == 10 and len(set(codes)) == 10
         assert BackupCodeDevice.objects.get(user__username="nina").codes.count() == 10
+        # Two aligned columns, and a download of exactly these codes, one per line.
+        boxes = [li.bounding_box() for li in page.locator("#backup-codes li").all()]
+        assert len({round(box["x"]) for box in boxes}) == 2
+        href = page.get_attribute("#backup-codes-download", "href")
+        assert href.startswith("data:text/plain;charset=utf-8,")
+        assert unquote(href.split(",", 1)[1]).splitlines() == codes
         shot(page, "backup-codes")
 
         page.click("#continue-link")

@@ -217,3 +217,27 @@ def test_the_circuit_gauge_reports_an_open_circuit(engine, client, settings) -> 
     values = {s.labels["connection"]: s.value for s in family.samples}
     assert values["down"] == 2
     assert values["simulator-sms"] == 0
+
+
+def test_the_built_in_simulator_connection_never_opens_a_circuit(
+    engine, simulator_settings
+) -> None:
+    """A target without connections behaves as before: the demo's 503 mix stops nothing."""
+    engine.folders.sync()
+    failing = [engine.submit(target="sms.otp", to="+15550100503") for _ in range(25)]
+    engine.run()
+    health = ConnectionHealth.objects.get(connection_key="simulator-sms")
+    assert (health.state, health.total_calls, health.total_failures) == (
+        CircuitState.CLOSED,
+        25,
+        25,
+    )
+
+    engine.clock.advance(60)  # every retry is due, and a newcomer that would succeed
+    newcomer = engine.submit(target="sms.otp", to="+15550100001")
+    engine.run()
+    health.refresh_from_db()
+    assert health.state == CircuitState.CLOSED and health.total_calls == 51
+    assert health.circuit_deferrals == 0
+    assert fresh(newcomer).status == IntentStatus.ACCEPTED
+    assert all(fresh(intent).attempts_count == 2 for intent in failing)

@@ -122,8 +122,9 @@ def test_empty_database_scrapes_zeroes(client, db, frozen_clock):
 
 
 def test_scrape_queries_stay_few(client, backlog_rows, django_assert_max_num_queries):
-    # The backlog and heartbeats, then the connections' circuits (keys, health rows).
-    with django_assert_max_num_queries(8):
+    # The backlog and heartbeats, the connections' circuits (keys, health rows), the
+    # audit head.
+    with django_assert_max_num_queries(9):
         scrape(client)
 
 
@@ -276,6 +277,7 @@ EXPOSED = {
     "portal_dead_letters_open": "gauge",
     "portal_dead_letters_open_by_reason": "gauge",
     "portal_replay_requests_pending": "gauge",
+    "portal_audit_head_sequence": "gauge",
     "portal_worker_heartbeat_age_seconds": "gauge",
     "portal_connection_attempts": "counter",
     "portal_connection_deferrals": "counter",

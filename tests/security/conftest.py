@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.accounts.conftest import login_post, traveller  # noqa: F401  (shared fixtures)
 from tests.api.conftest import api, api_key, submit  # noqa: F401  (the API tests' fixtures)
 from tests.observability.conftest import Rows
 

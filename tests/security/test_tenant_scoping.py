@@ -94,3 +94,33 @@ def test_every_admin_list_hides_the_other_tenants_rows(scoped_operator, foreign_
         assert not leaked, f"{url} shows {leaked}"
         assert other_tenant.name not in html, url
     assert walked >= 3  # intents, dead letters, replay requests at least
+
+
+@pytest.mark.parametrize(
+    "roles", [["operators"], ["operators", "approvers"]], ids=["operator", "approver"]
+)
+def test_screens_beyond_the_lists_hide_the_other_tenant(client, tenant, foreign_data, roles):
+    """The replay plan, the approvals queue and the foreign rows' own pages."""
+    user, device = create_staff_user("olga", roles=roles, tenants=[tenant])
+    verified_login(client, user, device)
+    foreign_ids = [str(i.public_id) for i in foreign_data["intents"]]
+    foreign_ids.append(str(foreign_data["dead_letter"].public_id))
+    for url in (
+        "/admin/deadletters/replayrequest/plan/?reason_code=attempts_exhausted",
+        "/admin/deadletters/replayrequest/approvals/",
+    ):
+        response = client.get(url)
+        if response.status_code == 403:
+            continue
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        assert not [i for i in foreign_ids if i in html], url
+    intent = foreign_data["intents"][0]
+    dead_letter = foreign_data["dead_letter"]
+    for url in (
+        f"/admin/intents/intent/{intent.pk}/change/",
+        f"/admin/deadletters/deadletter/{dead_letter.pk}/change/",
+    ):
+        response = client.get(url)
+        assert response.status_code in (302, 404), url  # "does not exist" redirect
+        assert str(intent.public_id) not in response.content.decode()

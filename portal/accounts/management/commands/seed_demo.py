@@ -27,7 +27,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from intents.errors import RegistryError
 from intents.registry import registry_sync
-from portal.accounts.models import ALL_SCOPES, ApiKey, Tenant
+from portal.accounts.models import ALL_SCOPES, ApiKey, StaffProfile, Tenant
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
 from portal.accounts.services import (
     api_key_create,
@@ -189,6 +189,22 @@ def _seed_user(
         with audit_context(actor=actor):
             user.groups.add(*groups)  # role.granted, by the role-change signal
         changes.append(f"user {username} roles {', '.join(missing)} granted")
+    # Demo staff see every tenant: an explicit grant, since a profile fails closed.
+    profile, created_profile = StaffProfile.objects.get_or_create(
+        user=user, defaults={"all_tenants": True}
+    )
+    if created_profile or not profile.all_tenants:
+        if not profile.all_tenants:
+            profile.all_tenants = True
+            profile.save(update_fields=["all_tenants"])
+        audit_record(
+            actor=actor,
+            action="user.tenant_scope_changed",
+            object_type="user",
+            object_id=user.pk,
+            data={"all_tenants": True, "reason": "seed_demo"},
+        )
+        changes.append(f"user {username} sees all tenants")
     device = confirmed_totp_device(user)
     if device is None:
         TOTPDevice.objects.filter(user=user, confirmed=False).delete()
