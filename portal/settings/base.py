@@ -151,6 +151,8 @@ FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Written by `seed_demo` (logins, TOTP secrets, the demo API key), read by `demo_traffic`.
+DEMO_CREDENTIALS_FILE = BASE_DIR / "var" / "demo_credentials.json"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 STORAGES = {
