@@ -25,7 +25,13 @@ from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
 from .forms import AssignForm, CloseForm, DecisionForm, FileForm, LinkForm, NoteForm
-from .models import DeadLetter, DeadLetterStatus, ReplayRequest, ReplayStatus
+from .models import (
+    UNSETTLED_STATUSES,
+    DeadLetter,
+    DeadLetterStatus,
+    ReplayRequest,
+    ReplayStatus,
+)
 from .selectors import MAX_PLAN_IDS
 
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
@@ -189,7 +195,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
 
     def detail_context(self, request: HttpRequest, dead_letter: DeadLetter) -> dict[str, Any]:
         is_operator = has_role(request.user, OPERATORS)
-        unsettled = dead_letter.status in (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING)
+        unsettled = dead_letter.status in UNSETTLED_STATUSES
         context: dict[str, Any] = {
             "attempts": list(attempts_for_intent(intent=dead_letter.intent)),
             "history": [
@@ -259,7 +265,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:
-        return obj.item_count  # type: ignore[attr-defined]
+        return int(obj.item_count)  # type: ignore[attr-defined]
 
     def get_urls(self) -> list[Any]:
         wrap = self.admin_site.admin_view

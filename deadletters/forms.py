@@ -12,7 +12,8 @@ from portal.accounts.roles import tenant_ids_visible_to
 from portal.accounts.stepup import StepUpForm
 from portal.errors import InvalidRequest
 
-from .selectors import DEAD_LETTER_REASONS, ReplayFilters, assignable_users
+from .models import DEAD_LETTER_REASONS
+from .selectors import ReplayFilters, assignable_users
 
 _TEXTAREA = forms.Textarea(attrs={"rows": 3, "cols": 60})
 
@@ -60,7 +61,7 @@ class CloseForm(forms.Form):
     reason = forms.CharField(label="Why", widget=_TEXTAREA, max_length=2_000)
 
 
-def _tenant_choices(user: Any) -> forms.ModelChoiceField:
+def _tenant_choices(user: Any) -> forms.ModelChoiceField[Tenant]:
     tenants = Tenant.objects.order_by("name")
     visible = tenant_ids_visible_to(user)
     if visible is not None:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from intents.models import Intent
+from intents.models import Intent, ReasonCode
 from portal.accounts.models import Tenant
 
 
@@ -18,6 +18,19 @@ class DeadLetterStatus(models.TextChoices):
     REPLAYED = "replayed"
     RESOLVED = "resolved"
     DISCARDED = "discarded"
+
+
+# An unsettled dead letter still waits for an operator (assign, resolve, replay); a
+# settled one only waits for its retention to run out.
+UNSETTLED_STATUSES = (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING)
+SETTLED_STATUSES = tuple(s for s in DeadLetterStatus if s not in UNSETTLED_STATUSES)
+# Reason codes a dead letter can carry (the terminal failures of CONTRACT.md).
+DEAD_LETTER_REASONS = (
+    ReasonCode.GATEWAY_REJECTED,
+    ReasonCode.ATTEMPTS_EXHAUSTED,
+    ReasonCode.DEADLINE_PASSED,
+    ReasonCode.OUTCOME_UNKNOWN,
+)
 
 
 class DeadLetter(models.Model):
@@ -61,7 +74,7 @@ class EvidenceKind(models.TextChoices):
     FILE = "file"
 
 
-class EvidenceQuerySet(models.QuerySet):
+class EvidenceQuerySet(models.QuerySet["Evidence"]):
     def update(self, **kwargs: object) -> int:
         raise PermissionError("evidence is append-only")
 

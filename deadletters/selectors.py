@@ -17,14 +17,16 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
-from intents.models import IntentStatus, ReasonCode
+from intents.models import IntentStatus
 from portal.accounts.models import Tenant
-from portal.accounts.roles import OPERATORS, tenant_ids_visible_to
+from portal.accounts.roles import OPERATORS, restrict_to_visible_tenants, tenant_ids_visible_to
 from portal.audit.models import AuditEvent
 from portal.errors import InvalidRequest
+from portal.sql_limits import IN_LIST_CHUNK
 
 from .errors import DeadLetterNotFound, ReplayRequestNotFound
 from .models import (
+    DEAD_LETTER_REASONS,
     DeadLetter,
     DeadLetterStatus,
     Evidence,
@@ -32,14 +34,6 @@ from .models import (
     ReplayItemOutcome,
     ReplayRequest,
     ReplayStatus,
-)
-
-# Reason codes a dead letter can carry (the terminal failures of CONTRACT.md).
-DEAD_LETTER_REASONS = (
-    ReasonCode.GATEWAY_REJECTED,
-    ReasonCode.ATTEMPTS_EXHAUSTED,
-    ReasonCode.DEADLINE_PASSED,
-    ReasonCode.OUTCOME_UNKNOWN,
 )
 
 
@@ -70,7 +64,6 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
                 f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), "
                 f"not {text!r}."
             )
-    assert parsed is not None  # every branch above set it or raised
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     try:
@@ -79,8 +72,8 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
         raise InvalidRequest(f"{name} is out of range.") from None
 
 
-#: dead-letter ids one plan may name (one IN list: SQL Server allows 2,100 parameters)
-MAX_PLAN_IDS = 500
+#: dead-letter ids one plan may name (one IN list)
+MAX_PLAN_IDS = IN_LIST_CHUNK
 
 
 def _parse_ids(value: Any) -> tuple[uuid.UUID, ...]:
@@ -200,17 +193,11 @@ def tenant_lookup(value: Any) -> Tenant | None:
     return tenant
 
 
-def _restrict(queryset: QuerySet[Any], user: Any, *, tenant_field: str) -> QuerySet[Any]:
+def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
+    queryset = DeadLetter.objects.all()
     if user is None:  # management commands: shell access is the platform's own
         return queryset
-    visible = tenant_ids_visible_to(user)
-    if visible is None:
-        return queryset
-    return queryset.filter(**{f"{tenant_field}__in": visible})
-
-
-def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
-    return _restrict(DeadLetter.objects.all(), user, tenant_field="tenant")
+    return restrict_to_visible_tenants(queryset, user, tenant_field="tenant")
 
 
 def dead_letter_get(*, public_id: Any, user: Any = None) -> DeadLetter:
@@ -299,8 +286,10 @@ def dead_letters_by_public_ids(
         queryset = queryset.select_for_update()
     found: list[DeadLetter] = []
     key_list = list(keys)
-    for start in range(0, len(key_list), 500):  # SQL Server: at most 2,100 parameters
-        found.extend(queryset.filter(public_id__in=key_list[start : start + 500]).order_by("id"))
+    for start in range(0, len(key_list), IN_LIST_CHUNK):
+        found.extend(
+            queryset.filter(public_id__in=key_list[start : start + IN_LIST_CHUNK]).order_by("id")
+        )
     seen = {dead_letter.public_id for dead_letter in found}
     missing.extend(text for key, text in keys.items() if key not in seen)
     return found, missing
@@ -442,8 +431,10 @@ def replay_item_results(*, items: list[ReplayItem]) -> list[ReplayItemResult]:
     reopened = [item for item in items if item.outcome == ReplayItemOutcome.REOPENED]
     intent_ids = sorted({item.dead_letter.intent_id for item in reopened})
     later_letters: dict[tuple[int, int], DeadLetter] = {}
-    for start in range(0, len(intent_ids), 500):  # SQL Server: at most 2,100 parameters
-        for letter in DeadLetter.objects.filter(intent_id__in=intent_ids[start : start + 500]):
+    for start in range(0, len(intent_ids), IN_LIST_CHUNK):
+        for letter in DeadLetter.objects.filter(
+            intent_id__in=intent_ids[start : start + IN_LIST_CHUNK]
+        ):
             later_letters[(letter.intent_id, letter.generation)] = letter
     return [_result(item, later_letters) for item in items]
 

@@ -24,7 +24,6 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django_q.tasks import async_task
 
-from intents.errors import AlreadyTerminal
 from intents.models import DEAD_LETTER_STATUSES, Intent
 from intents.services import intent_reopen
 from portal import clock
@@ -40,6 +39,7 @@ from portal.accounts.stepup import verify_step_up
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, PermissionDenied
 from portal.observability.metrics import DEAD_LETTERS, REPLAYS
+from portal.sql_limits import IN_LIST_CHUNK
 from portal.timefmt import format_instant
 
 from . import selectors
@@ -53,6 +53,7 @@ from .errors import (
 )
 from .evidence_files import check_upload
 from .models import (
+    UNSETTLED_STATUSES,
     DeadLetter,
     DeadLetterStatus,
     Evidence,
@@ -66,7 +67,7 @@ from .selectors import ReplayFilters
 
 logger = logging.getLogger("deadletters")
 
-_CHUNK = 500  # ids per IN (...) list: SQL Server allows 2,100 parameters per statement
+_CHUNK = IN_LIST_CHUNK
 MAX_NOTE_CHARS = 10_000
 MAX_REASON_CHARS = 2_000
 
@@ -155,7 +156,7 @@ def dead_letter_assign(
         raise InvalidRequest(f"{assignee.get_username()} is not an active operator.")
     with transaction.atomic():
         locked = _lock_dead_letter(dead_letter=dead_letter, actor=actor)
-        if locked.status not in (DeadLetterStatus.OPEN, DeadLetterStatus.REPLAY_PENDING):
+        if locked.status not in UNSETTLED_STATUSES:
             raise InvalidTransition(f"Dead letter {locked.public_id} is already {locked.status}.")
         if assignee is not None:
             require_tenant_visible(assignee, locked.tenant_id)
@@ -190,7 +191,11 @@ def _close(
     with transaction.atomic():
         locked = _lock_dead_letter(dead_letter=dead_letter, actor=actor)
         if locked.status != DeadLetterStatus.OPEN:
-            hint = " (decide its replay request first)" if locked.status == "replay_pending" else ""
+            hint = (
+                " (decide its replay request first)"
+                if locked.status == DeadLetterStatus.REPLAY_PENDING
+                else ""
+            )
             raise InvalidTransition(
                 f"Only open dead letters can be {status}; {locked.public_id} is "
                 f"{locked.status}{hint}."
@@ -332,7 +337,8 @@ def evidence_add_file(
         f"{uuid.uuid4().hex}.{checked.extension}", ContentFile(checked.content), save=False
     )
     stored_name = evidence.file.name
-    assert stored_name  # the storage named the file it saved
+    if not stored_name:  # kept under ``python -O``, unlike an assert
+        raise RuntimeError("The evidence storage saved the file without naming it.")
     try:
         return _evidence_insert(
             dead_letter=dead_letter,
@@ -351,7 +357,9 @@ def evidence_add_file(
         raise
 
 
-def evidence_file_open(*, evidence: Evidence, user: Any, ip_address: str | None = None) -> File:
+def evidence_file_open(
+    *, evidence: Evidence, user: Any, ip_address: str | None = None
+) -> File[bytes]:
     """Open an evidence file for a staff download; each read is audited (who read what).
 
     Evidence may hold customer data from a failed delivery, so reading it is an
@@ -428,7 +436,8 @@ def replay_request_create(
         if ids is not None:
             chosen = _lock_by_ids(ids=ids, user=requested_by)
         else:
-            assert filters is not None  # ids or filters, checked above
+            if filters is None:  # ids or filters, checked above
+                raise RuntimeError("replay_request_create needs ids or filters.")
             chosen = list(
                 selectors.open_dead_letters_matching(
                     filters=filters, user=requested_by
@@ -718,8 +727,8 @@ def _execute_item(*, item_id: int) -> None:
         else:
             try:
                 reopened = intent_reopen(intent=intent, now=now)
-            except (AlreadyTerminal, DomainError) as exc:
-                skip = exc.detail[:255]
+            except DomainError as exc:  # AlreadyTerminal: re-opened by another path
+                skip = exc.detail[: ReplayItem._meta.get_field("detail").max_length]
         if skip is None:
             item.outcome = ReplayItemOutcome.REOPENED
             item.detail = f"re-opened as generation {reopened.generation}"

@@ -53,12 +53,14 @@ def _report_form_errors(request: HttpRequest, form: forms.Form) -> None:
             messages.error(request, f"{label}: {error}" if label else str(error))
 
 
-def _change_url(model_admin: ModelAdmin, obj: Any) -> str:
+def _change_url(model_admin: ModelAdmin[Any], obj: Any) -> str:
     opts = model_admin.model._meta
     return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
 
 
-def _admin_context(request: HttpRequest, model_admin: ModelAdmin, title: str) -> dict[str, Any]:
+def _admin_context(
+    request: HttpRequest, model_admin: ModelAdmin[Any], title: str
+) -> dict[str, Any]:
     return {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
@@ -141,7 +143,7 @@ DEAD_LETTER_ACTIONS: dict[str, tuple[type[forms.Form], Handler]] = {
 
 
 def dead_letter_action(
-    request: HttpRequest, object_id: str, *, action: str, model_admin: ModelAdmin
+    request: HttpRequest, object_id: str, *, action: str, model_admin: ModelAdmin[Any]
 ) -> HttpResponse:
     """POST one of the dead-letter page's forms; back to the page with the outcome."""
     if request.method != "POST":
@@ -163,7 +165,9 @@ def dead_letter_action(
     return HttpResponseRedirect(_change_url(model_admin, dead_letter))
 
 
-def evidence_download(request: HttpRequest, pk: int, *, model_admin: ModelAdmin) -> FileResponse:
+def evidence_download(
+    request: HttpRequest, pk: int, *, model_admin: ModelAdmin[Any]
+) -> FileResponse:
     """An evidence file, always as an attachment: never rendered by the browser, and never
     served from MEDIA_URL (the storage is not exposed)."""
     if not model_admin.has_view_permission(request):
@@ -196,7 +200,7 @@ REASON_PREFIX = "replay"
 
 
 def replay_plan_page(
-    request: HttpRequest, *, model_admin: ModelAdmin, chosen_ids: list[Any] | None = None
+    request: HttpRequest, *, model_admin: ModelAdmin[Any], chosen_ids: list[Any] | None = None
 ) -> HttpResponse:
     """GET: filters and a preview (count and sample). POST: request the replay (operators).
 
@@ -255,7 +259,7 @@ def replay_plan_page(
     return TemplateResponse(request, "admin/deadletters/replayrequest/plan.html", context)
 
 
-def approvals_queue(request: HttpRequest, *, model_admin: ModelAdmin) -> HttpResponse:
+def approvals_queue(request: HttpRequest, *, model_admin: ModelAdmin[Any]) -> HttpResponse:
     queue = selectors.replay_requests_awaiting_decision(user=request.user, now=clock.now())
     context = {
         **_admin_context(request, model_admin, "Replay requests awaiting a decision"),
@@ -265,7 +269,9 @@ def approvals_queue(request: HttpRequest, *, model_admin: ModelAdmin) -> HttpRes
 
 
 @sensitive_post_parameters("otp_token")
-def replay_decide(request: HttpRequest, object_id: str, *, model_admin: ModelAdmin) -> HttpResponse:
+def replay_decide(
+    request: HttpRequest, object_id: str, *, model_admin: ModelAdmin[Any]
+) -> HttpResponse:
     """Approve or reject with a fresh authenticator code; the service checks four eyes,
     expiry, tenants and the code, and refuses the requester with a clear message."""
     if request.method != "POST":

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +19,7 @@ from django.db import close_old_connections, transaction
 from portal import clock
 from portal.observability import lifecycle, metrics
 from portal.observability.services import dispatcher_tick
+from portal.process import process_worker_id
 
 from .due_tenants import DueTenants
 from .execution import execute_batch, sweep_expired_leases
@@ -163,10 +162,6 @@ def queued_batches() -> int:
     return get_broker().queue_size() or 0
 
 
-def default_worker_id(kind: str = "dispatcher") -> str:
-    return f"{kind}@{socket.gethostname()}:{os.getpid()}"
-
-
 class Dispatcher:
     """The ``run_dispatcher`` loop: claim, hand off, sweep, each a method a test can call."""
 
@@ -180,7 +175,7 @@ class Dispatcher:
         sweep_interval_s: float | None = None,
         inline: bool = False,
     ) -> None:
-        self.worker_id = worker_id or default_worker_id()
+        self.worker_id = worker_id or process_worker_id("dispatcher")
         self.batch_size = batch_size or settings.DISPATCH_BATCH_SIZE
         self.idle_poll_s = settings.DISPATCH_IDLE_POLL_S if idle_poll_s is None else idle_poll_s
         self.max_queued = max_queued_batches or settings.DISPATCH_MAX_QUEUED_BATCHES

@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
+from gateways.base import Outcome
 from portal.accounts.models import Tenant
 
 
@@ -180,11 +181,14 @@ class Intent(models.Model):
 
 
 class AttemptOutcome(models.TextChoices):
-    ACCEPTED = "accepted"
-    REJECTED_PERMANENT = "rejected_permanent"
-    REJECTED_TRANSIENT = "rejected_transient"
-    TIMEOUT = "timeout"
-    EXECUTOR_ERROR = "executor_error"
+    """A gateway's ``Outcome`` (the one source of those values), plus the engine's own
+    ``lease_lost``: the worker lost the intent before it could record the result."""
+
+    ACCEPTED = Outcome.ACCEPTED.value
+    REJECTED_PERMANENT = Outcome.REJECTED_PERMANENT.value
+    REJECTED_TRANSIENT = Outcome.REJECTED_TRANSIENT.value
+    TIMEOUT = Outcome.TIMEOUT.value
+    EXECUTOR_ERROR = Outcome.EXECUTOR_ERROR.value
     LEASE_LOST = "lease_lost"
 
 

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, F, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.db.models.signals import post_delete, post_save
 
 from portal import clock
@@ -144,14 +144,23 @@ class _OpenCount:
 _open_counts: dict[int, _OpenCount] = {}
 
 
+def _open_intents_of(tenant: int | OuterRef) -> QuerySet[Intent]:
+    """A tenant's open intents: the one definition the quota and the tenant list count."""
+    return Intent.objects.filter(tenant_id=tenant, status__in=OPEN_STATUSES).order_by()
+
+
 def open_intent_count_exact(*, tenant_id: int, cap: int) -> int:
     """The tenant's open intents, counted up to ``cap`` (reads at most ``cap`` rows)."""
-    return (
-        Intent.objects.filter(tenant_id=tenant_id, status__in=OPEN_STATUSES)
-        .order_by()
-        .values("id")[:cap]
-        .count()
-    )
+    return _open_intents_of(tenant_id).values("id")[:cap].count()
+
+
+def open_intent_count_annotation() -> Coalesce:
+    """For ``Tenant.objects.annotate(...)``: each tenant's open intents, uncapped, in one
+    subquery (so a list can show and sort them without a query per tenant)."""
+    counted = (
+        _open_intents_of(OuterRef("pk")).values("tenant").annotate(count=Count("pk"))
+    ).values("count")
+    return Coalesce(Subquery(counted), 0, output_field=IntegerField())
 
 
 def open_intent_count_reaches(

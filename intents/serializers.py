@@ -23,8 +23,7 @@ from portal.api.schema import ClosedSerializer
 
 from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
 from .registry import KEY_PATTERN, VERSION_PATTERN
-
-MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+from .services import MAX_DEADLINE_SECONDS, MIN_DEADLINE_SECONDS, json_holds_nul
 
 
 class FullMatchValidator(RegexValidator):
@@ -84,17 +83,6 @@ class BlankAsNullCharField(serializers.CharField):
         return value or None
 
 
-def json_holds_nul(value: Any) -> bool:
-    """True when a key or string anywhere in ``value`` (parsed JSON) holds U+0000."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(json_holds_nul(key) or json_holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(json_holds_nul(item) for item in value)
-    return False
-
-
 class IntentCreateInputSerializer(ClosedSerializer):
     """Body of ``POST /intents``. Unknown fields are refused."""
 
@@ -119,7 +107,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
     deadline_seconds = StrictFloatField(
         required=False,
         allow_null=True,
-        min_value=1,
+        min_value=MIN_DEADLINE_SECONDS,
         max_value=MAX_DEADLINE_SECONDS,
         help_text="Shortens the target's acceptance deadline (never lengthens it).",
     )
@@ -142,8 +130,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
         return {name: copy.copy(field) for name, field in self._declared_fields.items()}
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        # Stored as JSON, and PostgreSQL's jsonb refuses U+0000 in any key or string.
-        # (The payload is stored as bytes, so it may hold one.)
+        # The service refuses it too (``intent_submit``); here it gets a field pointer.
         if json_holds_nul(value):
             raise serializers.ValidationError("May not contain the character U+0000.")
         return value

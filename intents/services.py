@@ -132,6 +132,22 @@ def _compatible(target: Target, contract_version: Any) -> bool:
     )
 
 
+# ``deadline_seconds`` bounds, shared with the API serializer so both refuse the same.
+MIN_DEADLINE_SECONDS = 1
+MAX_DEADLINE_SECONDS = 366 * 24 * 3600
+
+
+def json_holds_nul(value: Any) -> bool:
+    """True when a key or string anywhere in ``value`` (parsed JSON) holds U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(json_holds_nul(key) or json_holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(json_holds_nul(item) for item in value)
+    return False
+
+
 def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: Any) -> None:
     if contract_version is not None and (
         not isinstance(contract_version, str) or not VERSION_PATTERN.fullmatch(contract_version)
@@ -140,11 +156,19 @@ def _validate_shape(*, contract_version: Any, deadline_seconds: Any, metadata: A
     if deadline_seconds is not None and (
         isinstance(deadline_seconds, bool)
         or not isinstance(deadline_seconds, int | float)
-        or deadline_seconds <= 0
+        or not MIN_DEADLINE_SECONDS <= deadline_seconds <= MAX_DEADLINE_SECONDS
     ):
-        raise InvalidRequest("deadline_seconds must be a positive number of seconds.")
+        raise InvalidRequest(
+            f"deadline_seconds must be a number from {MIN_DEADLINE_SECONDS} to "
+            f"{MAX_DEADLINE_SECONDS} seconds.",
+            field="deadline_seconds",
+        )
     if not isinstance(metadata, dict):
-        raise InvalidRequest("metadata must be a JSON object.")
+        raise InvalidRequest("metadata must be a JSON object.", field="metadata")
+    # Stored as JSON, and PostgreSQL's jsonb refuses U+0000 in any key or string.
+    # (The payload is stored as bytes, so it may hold one.)
+    if json_holds_nul(metadata):
+        raise InvalidRequest("metadata may not contain the character U+0000.", field="metadata")
 
 
 def intent_submit(
@@ -357,6 +381,22 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
     return intent
 
 
+# What a re-open rewrites (the rest of the intent, payload included, stays as it was).
+REOPENED_FIELDS = [
+    "generation",
+    "status",
+    "max_attempts",
+    "next_attempt_at",
+    "deadline_at",
+    "reason_code",
+    "finished_at",
+    "cancel_requested",
+    "lease_owner",
+    "lease_expires_at",
+    "updated_at",
+]
+
+
 def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
     """Re-open a dead-lettered intent for a replay: new generation, budget and deadline.
 
@@ -383,7 +423,7 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.lease_owner = ""
         intent.lease_expires_at = None
         intent.updated_at = now
-        intent.save()
+        intent.save(update_fields=REOPENED_FIELDS)
     # It is open again without being created: this process's quota estimate cannot see it.
     open_intent_count_forget(tenant_id=intent.tenant_id)
     return intent

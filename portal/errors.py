@@ -11,10 +11,18 @@ class DomainError(Exception):
     code = "invalid_request"
     title = "Invalid request"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        # The input the refusal is about, so a form can show it on that field.
+        self.field = field
 
 
 class InvalidRequest(DomainError):

@@ -20,18 +20,16 @@ from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from rest_framework_api_key.models import APIKey as LibraryAPIKey
 
 # The admin is the one place in portal.accounts that reads intents: the tenant list shows
 # each tenant's open-intent count next to its cap.
-from intents.models import OPEN_STATUSES, Intent
+from intents.selectors import open_intent_count_annotation
 from portal.audit.services import Actor, ip_from_request
 from portal.errors import DomainError
 
@@ -91,10 +89,10 @@ class ServiceFormAdminMixin:
         )
 
 
-def add_service_error(form: forms.BaseForm, exc: DomainError, fields: tuple[str, ...]) -> None:
-    """Show a service's refusal on the field it names first (``"rate_limit… must be"``)."""
-    named = next((name for name in fields if re.match(rf"{name}\b", exc.detail)), None)
-    form.add_error(named if named in form.fields else None, exc.detail)
+def add_service_error(form: forms.BaseForm, exc: DomainError) -> None:
+    """Show a service's refusal on the field it names (``DomainError.field``), if the form
+    has that field; otherwise above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
 
 
 class TargetKeysField(forms.CharField):
@@ -195,20 +193,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
             )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        open_intents = (
-            Intent.objects.filter(tenant=OuterRef("pk"), status__in=OPEN_STATUSES)
-            .order_by()
-            .values("tenant")
-            .annotate(count=Count("pk"))
-            .values("count")
-        )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                _open_intents=Coalesce(Subquery(open_intents), 0, output_field=IntegerField())
-            )
-        )
+        return super().get_queryset(request).annotate(_open_intents=open_intent_count_annotation())
 
     @admin.display(description="open intents", ordering="_open_intents")
     def open_intents(self, obj: Tenant) -> int:
@@ -252,7 +237,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
                         **{name: form.cleaned_data[name] for name in TENANT_LIMIT_FIELDS},
                     )
                 except DomainError as exc:
-                    add_service_error(form, exc, TENANT_LIMIT_FIELDS)
+                    add_service_error(form, exc)
                 else:
                     return self.response_change(request, tenant)
         return self.render_service_form(
@@ -279,7 +264,7 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
                     ip_address=ip_from_request(request),
                 )
             except DomainError as exc:
-                add_service_error(form, exc, ("name",))
+                add_service_error(form, exc)
             else:
                 if created:
                     self.message_user(request, f"Tenant {tenant.name} added; now set its limits.")
@@ -314,12 +299,6 @@ class ApiKeyCreateForm(forms.ModelForm):
     class Meta:
         model = ApiKey
         fields = ("tenant", "name", "scopes", "expiry_date")
-
-    def clean_expiry_date(self) -> Any:
-        expiry = self.cleaned_data["expiry_date"]
-        if expiry is not None and expiry <= timezone.now():
-            raise forms.ValidationError("The expiry must be in the future.")
-        return expiry
 
 
 class ApiKeyChangeList(ChangeList):
@@ -401,7 +380,7 @@ class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin
                         ip_address=ip_from_request(request),
                     )
                 except DomainError as exc:
-                    add_service_error(form, exc, ())
+                    add_service_error(form, exc)
                 else:
                     return self._key_created(request, api_key, key)
         else:

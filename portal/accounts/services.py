@@ -9,6 +9,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from portal import clock
 from portal.audit.services import Actor, audit_record
 from portal.errors import InvalidRequest
 
@@ -22,7 +23,7 @@ def tenant_create(*, name: str, actor: Actor, ip_address: str | None = None) -> 
     """The tenant called ``name``, created if missing. Returns ``(tenant, created)``."""
     name = name.strip()
     if not name or len(name) > TENANT_NAME_MAX:
-        raise InvalidRequest(f"A tenant name is 1 to {TENANT_NAME_MAX} characters.")
+        raise InvalidRequest(f"A tenant name is 1 to {TENANT_NAME_MAX} characters.", field="name")
     existing = Tenant.objects.filter(name=name).first()
     if existing is not None:
         return existing, False
@@ -49,10 +50,13 @@ def scopes_parse(scopes: Iterable[str]) -> list[str]:
     unknown = sorted(wanted - set(ALL_SCOPES))
     if unknown:
         raise InvalidRequest(
-            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ALL_SCOPES)}."
+            f"Unknown scope(s): {', '.join(unknown)}. Known: {', '.join(ALL_SCOPES)}.",
+            field="scopes",
         )
     if not wanted:
-        raise InvalidRequest(f"An API key needs at least one scope of: {', '.join(ALL_SCOPES)}.")
+        raise InvalidRequest(
+            f"An API key needs at least one scope of: {', '.join(ALL_SCOPES)}.", field="scopes"
+        )
     return [scope for scope in ALL_SCOPES if scope in wanted]
 
 
@@ -65,11 +69,18 @@ def api_key_create(
     expiry_date: dt.datetime | None = None,
     ip_address: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key for ``tenant``. The plain key is returned once and never stored."""
+    """A new key for ``tenant``. The plain key is returned once and never stored.
+
+    ``expiry_date``, when given, must be in the future: a key born expired is a mistake.
+    """
     name = name.strip()
     if not name or len(name) > API_KEY_NAME_MAX:
-        raise InvalidRequest(f"An API key name is 1 to {API_KEY_NAME_MAX} characters.")
+        raise InvalidRequest(
+            f"An API key name is 1 to {API_KEY_NAME_MAX} characters.", field="name"
+        )
     scope_list = scopes_parse(scopes)
+    if expiry_date is not None and expiry_date <= clock.now():
+        raise InvalidRequest("The expiry must be in the future.", field="expiry_date")
     with transaction.atomic():
         created, key = ApiKey.objects.create_key(
             name=name, tenant=tenant, scopes=scope_list, expiry_date=expiry_date
@@ -133,37 +144,45 @@ def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
         if name in changes:
             value = changes[name]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest(f"{name} must be a whole number >= 0.")
+                raise InvalidRequest(f"{name} must be a whole number >= 0.", field=name)
     if "allow_all_targets" in changes and not isinstance(changes["allow_all_targets"], bool):
-        raise InvalidRequest("allow_all_targets must be true or false.")
+        raise InvalidRequest("allow_all_targets must be true or false.", field="allow_all_targets")
     if "allowed_targets" in changes:
         targets = changes["allowed_targets"]
         if not isinstance(targets, list | tuple) or not all(
             isinstance(key, str) and key for key in targets
         ):
-            raise InvalidRequest("allowed_targets must be a list of target keys.")
+            raise InvalidRequest(
+                "allowed_targets must be a list of target keys.", field="allowed_targets"
+            )
         unknown = sorted(set(targets) - _registered_target_keys())
         if unknown:
             raise InvalidRequest(
                 f"Unknown target key(s): {', '.join(unknown)}; the registry has "
-                f"{', '.join(sorted(_registered_target_keys())) or 'none'}."
+                f"{', '.join(sorted(_registered_target_keys())) or 'none'}.",
+                field="allowed_targets",
             )
         changes["allowed_targets"] = sorted(set(targets))
     if "retry_overrides" in changes:
         overrides = changes["retry_overrides"]
         if not isinstance(overrides, dict):
-            raise InvalidRequest("retry_overrides must be an object.")
+            raise InvalidRequest("retry_overrides must be an object.", field="retry_overrides")
         bounds = settings.TENANT_RETRY_BOUNDS
         for key, value in overrides.items():
             if key not in bounds:
                 raise InvalidRequest(
-                    f"retry_overrides may only set: {', '.join(sorted(bounds))} (not {key})."
+                    f"retry_overrides may only set: {', '.join(sorted(bounds))} (not {key}).",
+                    field="retry_overrides",
                 )
             low, high = bounds[key]
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidRequest(f"retry_overrides.{key} must be a number.")
+                raise InvalidRequest(
+                    f"retry_overrides.{key} must be a number.", field="retry_overrides"
+                )
             if not low <= value <= high:
-                raise InvalidRequest(f"retry_overrides.{key} must be within {low}..{high}.")
+                raise InvalidRequest(
+                    f"retry_overrides.{key} must be within {low}..{high}.", field="retry_overrides"
+                )
     return changes
 
 

@@ -12,19 +12,21 @@ rolls back on the refusal would also undo that increment.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django import forms
-from django.conf import settings
+from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.audit.services import Actor, audit_record
 from portal.errors import PermissionDenied
 
-from .twofactor import confirmed_totp_device, normalize_token, verify_device_token
-
-STEP_UP_SESSION_KEY = "portal_step_up_at"
+from .twofactor import (
+    backup_codes_issue,
+    confirmed_totp_device,
+    normalize_token,
+    verify_device_token,
+)
 
 
 class StepUpFailed(PermissionDenied):
@@ -68,25 +70,10 @@ def verify_step_up(*, user: Any, token: str, ip_address: str | None = None) -> T
     )
 
 
-def step_up_mark(request: Any) -> None:
-    """Remember in the session that the user just passed a step-up check."""
-    request.session[STEP_UP_SESSION_KEY] = time.time()
-
-
-def step_up_is_fresh(request: Any, *, max_age_s: int | None = None) -> bool:
-    """True when the session passed a step-up within ``STEP_UP_MAX_AGE_S`` seconds."""
-    max_age = settings.STEP_UP_MAX_AGE_S if max_age_s is None else max_age_s
-    marked = request.session.get(STEP_UP_SESSION_KEY)
-    return marked is not None and 0 <= time.time() - marked <= max_age
-
-
 class StepUpForm(forms.Form):
-    """One ``otp_token`` field for approval pages.
-
-    ``StepUpForm(data, user=request.user)`` verifies the code in ``is_valid()`` and sets
-    ``form.device``. Without ``user`` it only checks the code's shape: use that when the
-    service you call verifies the code itself, since a code can be verified only once.
-    """
+    """One ``otp_token`` field for approval pages. It checks only the code's shape: the
+    service the page calls verifies the code (``verify_step_up``), since a code can be
+    verified only once."""
 
     otp_token = forms.CharField(
         label="Authenticator code",
@@ -103,25 +90,22 @@ class StepUpForm(forms.Form):
         ),
     )
 
-    def __init__(
-        self, *args: Any, user: Any = None, ip_address: str | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.user = user
-        self.ip_address = ip_address
-        self.device: TOTPDevice | None = None
-
     def clean_otp_token(self) -> str:
         token = normalize_token(self.cleaned_data["otp_token"])
         if not token.isdigit() or len(token) not in (6, 8):
             raise forms.ValidationError(
                 "Enter the 6-digit code from your authenticator app.", code="format"
             )
-        if self.user is not None:
-            try:
-                self.device = verify_step_up(
-                    user=self.user, token=token, ip_address=self.ip_address
-                )
-            except StepUpFailed as exc:
-                raise forms.ValidationError(exc.detail, code=exc.code) from None
         return token
+
+
+def backup_codes_regenerate(
+    *, user: Any, totp_token: str, ip_address: str | None = None
+) -> list[str]:
+    """Replace the user's backup codes after a fresh TOTP code (the old ones stop working).
+
+    It lives here, not in ``twofactor``, so the step-up check is imported one way only.
+    """
+    verify_step_up(user=user, token=totp_token, ip_address=ip_address)
+    with transaction.atomic():
+        return backup_codes_issue(user=user, ip_address=ip_address, reason="regenerated")

@@ -134,11 +134,15 @@ def totp_enrolment_confirm(
             data={"device": device.persistent_id, "kind": "totp"},
             ip_address=ip_address,
         )
-        codes = _issue_backup_codes(user=user, ip_address=ip_address, reason="enrolment")
+        codes = backup_codes_issue(user=user, ip_address=ip_address, reason="enrolment")
     return device, codes
 
 
-def _issue_backup_codes(*, user: Any, ip_address: str | None, reason: str) -> list[str]:
+def backup_codes_issue(*, user: Any, ip_address: str | None, reason: str) -> list[str]:
+    """A fresh set of backup codes for ``user`` (the old ones stop working), audited.
+
+    Call inside the transaction of the operation that issues them (enrolment or a
+    step-up-verified regeneration)."""
     backup, _ = BackupCodeDevice.objects.get_or_create(
         user=user, defaults={"name": BACKUP_DEVICE_NAME, "confirmed": True}
     )
@@ -153,17 +157,6 @@ def _issue_backup_codes(*, user: Any, ip_address: str | None, reason: str) -> li
         ip_address=ip_address,
     )
     return codes
-
-
-def backup_codes_regenerate(
-    *, user: Any, totp_token: str, ip_address: str | None = None
-) -> list[str]:
-    """Replace the user's backup codes after a fresh TOTP code (the old ones stop working)."""
-    from .stepup import verify_step_up
-
-    verify_step_up(user=user, token=totp_token, ip_address=ip_address)
-    with transaction.atomic():
-        return _issue_backup_codes(user=user, ip_address=ip_address, reason="regenerated")
 
 
 def two_factor_reset(*, actor: Any, user: Any, ip_address: str | None = None) -> None:

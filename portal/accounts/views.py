@@ -22,10 +22,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from portal.audit.services import Actor, audit_record, ip_from_request
 
 from .invitations import INVITATION_SESSION_KEY, invitation_by_token
-from .stepup import StepUpFailed, StepUpForm
+from .stepup import StepUpFailed, StepUpForm, backup_codes_regenerate
 from .twofactor import (
     TwoFactorError,
-    backup_codes_regenerate,
     backup_codes_remaining,
     provisioning_qr_svg,
     provisioning_secret,

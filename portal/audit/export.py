@@ -9,45 +9,18 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .models import AuditEvent
+from .services import HASHED_FIELDS, hashed_body
 
 FORMATS = ("csv", "jsonl")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-FIELDS = (
-    "sequence",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "actor_label",
-    "action",
-    "object_type",
-    "object_id",
-    "data",
-    "ip_address",
-    "request_id",
-    "prev_hash",
-    "hash",
-)
+FIELDS = (*HASHED_FIELDS, "hash")
 # Cells a spreadsheet would run as a formula. Failed-login usernames are attacker-chosen,
 # so CSV cells starting with these get a leading apostrophe; JSON Lines stays exact.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def event_as_dict(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "sequence": event.sequence,
-        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "data": event.data,
-        "ip_address": event.ip_address,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+    return {**hashed_body(event), "hash": event.hash}
 
 
 def _csv_cell(value: Any) -> str:

@@ -54,6 +54,10 @@ class AuditEvent(models.Model):
         raise PermissionError("audit events are append-only")
 
 
+# The ``prev_hash`` of the first event: what an empty chain's head holds.
+GENESIS_HASH = "0" * 64
+
+
 class AuditChainHead(models.Model):
     """Single row locked while appending, so concurrent writers cannot fork the chain.
 
@@ -63,7 +67,7 @@ class AuditChainHead(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     sequence = models.PositiveBigIntegerField(default=0)
-    last_hash = models.CharField(max_length=64, default="0" * 64)
+    last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
     signature = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:

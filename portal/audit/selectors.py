@@ -8,10 +8,8 @@ import hmac
 
 from django.db.models import QuerySet
 
-from .models import AuditChainHead, AuditEvent
+from .models import GENESIS_HASH, AuditChainHead, AuditEvent
 from .services import compute_hash, head_signature
-
-GENESIS_HASH = "0" * 64
 
 
 def audit_events(

@@ -23,13 +23,13 @@ from django.utils import timezone
 from django.utils.ipv6 import clean_ipv6_address
 
 from portal.observability.context import current_request_id
+from portal.redaction import redact as redact_value
 
 from .models import ActorType, AuditChainHead, AuditEvent
 
-_SECRET_KEY_PATTERN = re.compile(
-    r"(secret|password|passwd|token|api[_-]?key|authorization|otp|totp|code_hash|key$)", re.I
-)
-REDACTED = "[redacted]"
+# Blanked in audit data on top of what the logs blank: any ``…key`` and the 2FA backup
+# code hashes (an audit event is kept for years, so it hides more).
+_AUDIT_ONLY_SECRET_KEYS = re.compile(r"code_hash|key$", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -113,33 +113,39 @@ def normalize_ip(value: str | None) -> str | None:
 
 
 def redact(data: Any) -> Any:
-    """Blank the values of secret-looking keys, at any depth."""
-    if isinstance(data, dict):
-        return {
-            key: REDACTED if _SECRET_KEY_PATTERN.search(str(key)) else redact(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list | tuple):
-        return [redact(item) for item in data]
-    return data
+    """Blank the values of secret-looking keys, at any depth: every key the logs blank
+    (``portal.redaction``) and the audit-only ones."""
+    return redact_value(data, extra_pattern=_AUDIT_ONLY_SECRET_KEYS)
+
+
+# The fields the chain's hash covers, in export order: every field but the hash. The
+# export writes these plus ``hash``, so a verifier can recompute it from an export line.
+HASHED_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "actor_label",
+    "action",
+    "object_type",
+    "object_id",
+    "data",
+    "ip_address",
+    "request_id",
+    "prev_hash",
+)
+
+
+def hashed_body(event: AuditEvent) -> dict[str, Any]:
+    """``HASHED_FIELDS`` of ``event`` as JSON-ready values (times to the microsecond)."""
+    body: dict[str, Any] = {name: getattr(event, name) for name in HASHED_FIELDS}
+    body["occurred_at"] = event.occurred_at.isoformat(timespec="microseconds")
+    return body
 
 
 def canonical_event(event: AuditEvent) -> bytes:
     """The bytes the hash covers: every field but the hash, in canonical JSON."""
-    body = {
-        "sequence": event.sequence,
-        "occurred_at": event.occurred_at.isoformat(timespec="microseconds"),
-        "actor_type": event.actor_type,
-        "actor_id": event.actor_id,
-        "actor_label": event.actor_label,
-        "action": event.action,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "data": event.data,
-        "ip_address": event.ip_address,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
+    body = hashed_body(event)
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

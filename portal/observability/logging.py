@@ -10,28 +10,22 @@ work in hand (the HTTP request's id, or the intent's correlation id inside
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from .context import request_id_var, sensitive_fields_var
-
-REDACTED = "[redacted]"
-# Key names that hold secrets whatever the payload: matched anywhere in the key.
-SECRET_KEY_PATTERN = re.compile(
-    r"passw|secret|token|api[_-]?key|authorization|otp|cookie|credential|private[_-]?key"
-    r"|signature|session",
-    re.IGNORECASE,
+from portal.redaction import (
+    NOT_SECRET_KEYS,
+    REDACTED,
+    SECRET_KEY_PATTERN,
+    is_sensitive_key,
+    redact,
 )
-# Names that look secret but are not, and that an operator needs to see.
-NOT_SECRET_KEYS = frozenset({"lease_token"})
-# Credentials embedded in free text, e.g. a header echoed into an error message.
-_INLINE_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic|api-key)\s+[A-Za-z0-9._~+/=\-]{4,}")
-_MAX_DEPTH = 32
+
+from .context import request_id_var, sensitive_fields_var
 
 
 def _configured_sensitive_fields() -> frozenset[str]:
@@ -42,34 +36,12 @@ def _configured_sensitive_fields() -> frozenset[str]:
     return frozenset(name.lower() for name in getattr(settings, "LOG_REDACT_FIELDS", ()))
 
 
-def is_sensitive_key(key: object, extra: frozenset[str] = frozenset()) -> bool:
-    name = str(key).lower()
-    if name in NOT_SECRET_KEYS:
-        return False
-    return name in extra or SECRET_KEY_PATTERN.search(name) is not None
-
-
-def redact(value: Any, extra: frozenset[str] = frozenset(), _depth: int = 0) -> Any:
-    """A copy of ``value`` with secret-looking (or ``extra``) keys blanked at any depth."""
-    if _depth > _MAX_DEPTH:
-        return REDACTED
-    if isinstance(value, Mapping):
-        return {
-            key: REDACTED if is_sensitive_key(key, extra) else redact(item, extra, _depth + 1)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [redact(item, extra, _depth + 1) for item in value]
-    if isinstance(value, str):
-        return _INLINE_CREDENTIAL.sub(r"\1 " + REDACTED, value)
-    return value
-
-
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: blank secrets, configured fields and the contract's sensitive
     payload fields (bound by ``bind_correlation``) before the line is rendered."""
     extra = _configured_sensitive_fields() | sensitive_fields_var.get()
-    return redact(event_dict, extra)
+    redacted: EventDict = redact(event_dict, extra)
+    return redacted
 
 
 def add_correlation_id(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -160,10 +132,13 @@ def bind_correlation(
 
 
 __all__ = [
+    "NOT_SECRET_KEYS",
     "REDACTED",
+    "SECRET_KEY_PATTERN",
     "StructuredFormatter",
     "bind_correlation",
     "configure_structlog",
     "get_logger",
+    "is_sensitive_key",
     "redact",
 ]

@@ -27,8 +27,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from deadletters.models import (
+    SETTLED_STATUSES,
     DeadLetter,
-    DeadLetterStatus,
     Evidence,
     ReplayItem,
     ReplayStatus,
@@ -36,6 +36,7 @@ from deadletters.models import (
 from intents.models import TERMINAL_STATUSES, Attempt, Intent
 from portal import clock
 from portal.audit.services import Actor, audit_record
+from portal.sql_limits import IN_LIST_CHUNK
 
 from . import metrics
 from .logging import get_logger
@@ -43,14 +44,10 @@ from .models import WorkerHeartbeat
 
 logger = get_logger(__name__)
 
-FINISHED_DEAD_LETTER_STATUSES = (
-    DeadLetterStatus.REPLAYED,
-    DeadLetterStatus.RESOLVED,
-    DeadLetterStatus.DISCARDED,
-)
+FINISHED_DEAD_LETTER_STATUSES = SETTLED_STATUSES
 FINISHED_REPLAY_STATUSES = (ReplayStatus.DONE, ReplayStatus.REJECTED, ReplayStatus.EXPIRED)
 HEARTBEAT_RETENTION = dt.timedelta(days=7)
-DEFAULT_BATCH_SIZE = 500  # ids per DELETE: well under SQL Server's 2,100 parameters
+DEFAULT_BATCH_SIZE = IN_LIST_CHUNK  # ids per DELETE
 
 
 @dataclasses.dataclass

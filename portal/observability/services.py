@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 
 from portal import clock
+from portal.process import process_worker_id
 
 from .logging import get_logger
 from .models import WorkerHeartbeat
@@ -28,11 +28,6 @@ KIND_WORKER = "worker"
 PURGE_SCHEDULE_NAME = "observability.purge_retention"
 HEARTBEAT_SCHEDULE_NAME = "observability.worker_heartbeat"
 RECONCILE_SCHEDULE_NAME = "observability.reconcile_timeouts"
-
-
-def process_worker_id(kind: str) -> str:
-    """``kind@host:pid``, the same shape as the dispatcher's own worker ids."""
-    return f"{kind}@{socket.gethostname()}:{os.getpid()}"
 
 
 def heartbeat(
@@ -56,7 +51,7 @@ def heartbeat(
 
 def heartbeat_interval_s() -> float:
     """How often to beat so /readyz never sees a live process as stale."""
-    return max(settings.READINESS_MAX_HEARTBEAT_AGE_S / 4, 1.0)
+    return max(float(settings.READINESS_MAX_HEARTBEAT_AGE_S) / 4, 1.0)
 
 
 class Throttle:

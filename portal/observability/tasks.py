@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+from portal.process import process_worker_id
+
 from .reconciliation import reconcile_timeouts
 from .retention import retention_purge
-from .services import KIND_WORKER, heartbeat, process_worker_id
+from .services import KIND_WORKER, heartbeat
 
 # One scheduled run deletes at most this many batches, so it ends well inside the
 # django-q2 task timeout; the next hourly run carries on where it stopped.

@@ -151,6 +151,8 @@ FORMAT_MODULE_PATH = ["portal.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Written by `seed_demo` (logins, TOTP secrets, the demo API key), read by `demo_traffic`.
+DEMO_CREDENTIALS_FILE = BASE_DIR / "var" / "demo_credentials.json"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 STORAGES = {
@@ -191,7 +193,6 @@ CONTENT_SECURITY_POLICY = {
 OTP_TOTP_ISSUER = "Submission Portal"
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 OTP_TOTP_THROTTLE_FACTOR = 1
-STEP_UP_MAX_AGE_S = env.int("STEP_UP_MAX_AGE_S", default=300)
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)  # hours; never permanent
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

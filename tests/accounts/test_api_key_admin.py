@@ -262,3 +262,22 @@ def test_revoke_action_asks_then_revokes_the_selection(platform_admin, tenant, o
     assert sorted(events.values_list("object_id", flat=True)) == sorted([one.prefix, two.prefix])
     assert api_get(key_one).status_code == 401
     assert api_get(key_kept).status_code != 401
+
+
+def test_the_service_refuses_an_expiry_in_the_past_and_names_the_field(tenant):
+    """The rule lives in ``api_key_create``, so the command and the admin share it."""
+    from portal.accounts.services import api_key_create
+    from portal.audit.services import Actor
+    from portal.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as refused:
+        api_key_create(
+            tenant=tenant,
+            name="late",
+            scopes=["targets:read"],
+            actor=Actor.system(),
+            expiry_date=timezone.now() - dt.timedelta(seconds=1),
+        )
+    assert refused.value.field == "expiry_date"
+    assert refused.value.detail == "The expiry must be in the future."
+    assert not ApiKey.objects.exists()

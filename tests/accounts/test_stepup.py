@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.accounts.stepup import StepUpFailed, StepUpForm, step_up_is_fresh, step_up_mark
+from portal.accounts.stepup import StepUpFailed, StepUpForm
 from portal.audit.models import AuditEvent
 from portal.errors import PermissionDenied
 from tests.accounts.factories import create_staff_user, totp_code
@@ -94,17 +94,6 @@ def test_user_without_device_or_inactive_is_refused(db, traveller):
         verify_step_up(user=user, token="  ")
 
 
-def test_step_up_form_verifies_when_given_the_user(approver, traveller):
-    user, device = approver
-    form = StepUpForm({"otp_token": totp_code(device)}, user=user)
-    assert form.is_valid(), form.errors
-    assert form.device == device
-    traveller.shift(3)
-    replay = StepUpForm({"otp_token": totp_code(device)}, user=user)
-    assert not replay.is_valid()
-    assert "already used" in replay.errors["otp_token"][0]
-
-
 def test_step_up_form_without_user_checks_only_the_shape(approver, traveller):
     _user, device = approver
     assert not StepUpForm({"otp_token": "12ab"}).is_valid()
@@ -114,16 +103,3 @@ def test_step_up_form_without_user_checks_only_the_shape(approver, traveller):
     assert form.cleaned_data["otp_token"] == code
     device.refresh_from_db()
     assert device.last_t == -1  # nothing was verified, so the code is still usable
-
-
-def test_step_up_session_freshness(rf, settings, traveller):
-    from django.contrib.sessions.backends.cache import SessionStore
-
-    request = rf.get("/")
-    request.session = SessionStore()
-    assert not step_up_is_fresh(request)
-    step_up_mark(request)
-    traveller.shift(settings.STEP_UP_MAX_AGE_S - 1)
-    assert step_up_is_fresh(request)
-    traveller.shift(2)
-    assert not step_up_is_fresh(request)

@@ -254,3 +254,14 @@ def test_malformed_limits_are_refused_by_the_form(platform_admin, tenant):
     errors = response.context["adminform"].form.errors
     assert set(errors) == {"rate_limit_per_minute", "retry_overrides"}
     assert Tenant.objects.filter(pk=tenant.pk).values().get() == before
+
+
+def test_an_unknown_target_key_is_shown_on_the_targets_field(platform_admin, tenant):
+    """The service names the field it refuses; the form does not guess from the text."""
+    response = platform_admin.post(
+        change_url(tenant), limits_post(tenant, allowed_targets="no.such.target")
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["allowed_targets"]
+    assert errors["allowed_targets"][0].startswith("Unknown target key(s): no.such.target")

@@ -13,7 +13,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from intents.serializers import json_holds_nul
+from intents.services import json_holds_nul
 
 from .conftest import make_key
 

@@ -123,3 +123,10 @@ def test_sweeper_exhausting_lost_leases_makes_one_dead_letter(frozen_clock, scri
     assert list(DeadLetter.objects.values_list("intent_id", "reason_code", "status")) == [
         (intent.pk, ReasonCode.ATTEMPTS_EXHAUSTED, DeadLetterStatus.OPEN)
     ]
+
+
+def test_every_dead_letter_status_is_either_settled_or_unsettled():
+    from deadletters.models import SETTLED_STATUSES, UNSETTLED_STATUSES
+
+    assert set(SETTLED_STATUSES) | set(UNSETTLED_STATUSES) == set(DeadLetterStatus)
+    assert not set(SETTLED_STATUSES) & set(UNSETTLED_STATUSES)

@@ -299,3 +299,13 @@ def test_plan_of_chosen_dead_letters_says_which_it_leaves_out(dead_letter, opera
     assert lines[1].startswith(f"{taken.public_id}  left out: already in pending replay request")
     assert lines[-1] == "1 open dead letter(s) match 2 chosen dead letters"
     assert "is not a dead letter id" in refused("plan", "--dead-letters", "nope")
+
+
+def test_plan_help_names_every_dead_letter_reason(capsys):
+    from deadletters.models import DEAD_LETTER_REASONS
+
+    with pytest.raises(SystemExit):
+        call_command("replay", "plan", "--help")
+    flat = " ".join(capsys.readouterr().out.split())
+    assert all(reason.value in flat for reason in DEAD_LETTER_REASONS)
+    assert "outcome_unknown" in flat

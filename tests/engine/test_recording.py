@@ -76,3 +76,13 @@ def test_statements_do_not_grow_with_the_batch(frozen_clock, scripted, submit, t
             submit(to)
     large = run_batch(tenant, 5)
     assert large == small
+
+
+def test_every_gateway_outcome_is_an_attempt_outcome_and_only_lease_lost_is_added():
+    """Attempt rows store the gateway's outcome as it is: the choices cannot drift apart."""
+    from gateways.base import Outcome
+
+    assert {choice.value for choice in AttemptOutcome} - {o.value for o in Outcome} == {
+        AttemptOutcome.LEASE_LOST
+    }
+    assert all(AttemptOutcome(outcome.value) for outcome in Outcome)

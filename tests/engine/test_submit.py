@@ -140,3 +140,22 @@ def test_tenant_retry_overrides_stay_within_bounds(tenant, targets):
 def test_metadata_must_be_an_object(tenant, targets):
     with pytest.raises(InvalidRequest):
         submit(tenant, metadata=["not", "an", "object"])
+
+
+@pytest.mark.parametrize("metadata", [{"note": ["a\x00b"]}, {"k\x00": 1}])
+def test_metadata_holding_nul_is_refused_by_the_service(tenant, targets, metadata):
+    """The service owns the rule (jsonb cannot store U+0000), not only the serializer."""
+    with pytest.raises(InvalidRequest, match="U\\+0000") as refused:
+        submit(tenant, metadata=metadata)
+    assert refused.value.field == "metadata"
+    assert not Intent.objects.exists()
+
+
+@pytest.mark.parametrize("deadline_seconds", [0.5, 0, -1])
+def test_deadline_seconds_below_one_is_refused_as_the_api_refuses_it(
+    tenant, targets, deadline_seconds
+):
+    with pytest.raises(InvalidRequest) as refused:
+        submit(tenant, deadline_seconds=deadline_seconds)
+    assert refused.value.field == "deadline_seconds"
+    assert submit(tenant, deadline_seconds=1).created  # the serializer's minimum is allowed

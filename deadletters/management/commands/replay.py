@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deadletters import selectors, services
-from deadletters.models import ReplayRequest, ReplayStatus
+from deadletters.models import DEAD_LETTER_REASONS, ReplayRequest, ReplayStatus
 from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
 from portal.timefmt import format_instant
@@ -25,7 +25,7 @@ def _add_filters(parser: argparse.ArgumentParser, *, reason_flags: tuple[str, ..
         *reason_flags,
         dest="reason_code",
         metavar="R",
-        help="dead-letter reason: gateway_rejected, attempts_exhausted or deadline_passed",
+        help=f"dead-letter reason: {', '.join(DEAD_LETTER_REASONS)}",
     )
     parser.add_argument("--target", metavar="T", help="target key, e.g. sms.otp")
     parser.add_argument("--tenant", metavar="N", help="tenant name (or id)")

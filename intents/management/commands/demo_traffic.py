@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from intents.demo_traffic import (
@@ -18,7 +19,6 @@ from intents.demo_traffic import (
     TrafficError,
     send_traffic,
 )
-from portal.accounts.management.commands.seed_demo import default_credentials_path
 from portal.cli import positive
 
 REQUEST_TIMEOUT_S = 10.0
@@ -57,7 +57,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         api_key = options["api_key"] or self._demo_key(
-            options["credentials"] or default_credentials_path()
+            options["credentials"] or settings.DEMO_CREDENTIALS_FILE
         )
         url = options["url"].rstrip("/")
         if not url.startswith(("http://", "https://")):

@@ -56,7 +56,7 @@ DEMO_USERS: dict[str, tuple[tuple[str, ...], bool]] = {
 
 
 def default_credentials_path() -> Path:
-    return Path(settings.BASE_DIR) / "var" / "demo_credentials.json"
+    return Path(settings.DEMO_CREDENTIALS_FILE)
 
 
 def current_totp_code(device: TOTPDevice) -> str:
