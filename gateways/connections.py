@@ -272,7 +272,8 @@ def default_connection(channel: str) -> ConnectionSpec:
         "description": f"built-in: the {channel} simulator at GATEWAY_{channel.upper()}_URL",
         "rate_per_second": None,
         "circuit": dict(CIRCUIT_DEFAULTS),
-        "settings": {"url": url, "status_url": status_url},
+        # builtin: its receipt_secret is GATEWAY_SIMULATOR_RECEIPT_SECRET (no file to name one)
+        "settings": {"url": url, "status_url": status_url, "builtin": True},
         "secrets": {},
     }
     return ConnectionSpec(spec=spec)
