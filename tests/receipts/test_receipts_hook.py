@@ -1,0 +1,252 @@
+"""POST /hooks/receipts/{connection}: signed receipts from the simulator and webhook
+connections, verified; signatures made by the ``standardwebhooks`` package itself."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+
+import pytest
+from standardwebhooks import Webhook
+
+from deadletters.models import DeadLetter
+from intents.models import Intent, Receipt
+from tests.connections.conftest import folders  # noqa: F401 (fixtures)
+from tests.gateways.conftest import simulator, simulator_settings  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.django_db
+SECRET = "whsec_" + base64.b64encode(b"receipts-test-secret-0123456789").decode()
+WRONG = "whsec_" + base64.b64encode(b"someone-else-entirely-9876543210").decode()
+
+
+@pytest.fixture
+def sent(simulator_settings, targets, tenant):  # noqa: F811 (fixtures)
+    """An SMS accepted by the real simulator through the built-in simulator-sms."""
+    simulator_settings.GATEWAY_SIMULATOR_RECEIPT_SECRET = SECRET
+    from intents.dispatch import claim_batch
+    from intents.execution import execute_batch
+    from intents.services import intent_submit
+
+    counter = iter(range(1, 1000))
+
+    def make(to: str = "+15550100001") -> Intent:
+        intent = intent_submit(
+            tenant=tenant,
+            idempotency_key=f"r-{next(counter)}",
+            target_key="sms.otp",
+            contract_version=None,
+            payload={"to": to, "text": "123456"},
+        ).intent
+        batch = claim_batch(tenant_ids=[tenant.id], batch_size=10, worker_id="w", lease_margin_s=30)
+        assert batch is not None
+        execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids)
+        return Intent.objects.get(pk=intent.pk)
+
+    return make
+
+
+def post(client, body: dict, *, secret: str = SECRET, connection: str = "simulator-sms"):
+    raw = json.dumps(body).encode()
+    now = dt.datetime.now(tz=dt.UTC)
+    msg_id = f"msg_{abs(hash(raw))}"
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, raw),
+    }
+    return client.post(
+        f"/hooks/receipts/{connection}",
+        data=raw,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def body(intent: Intent, status: str, **extra) -> dict:
+    return {
+        "message_id": intent.gateway_message_id,
+        "status": status,
+        "occurred_at": "2099-01-01T00:00:00Z",
+        **extra,
+    }
+
+
+def test_a_signed_delivered_receipt_is_applied(client, sent) -> None:
+    intent = sent()
+    assert intent.status == "accepted" and intent.delivery_status == "sent"
+    response = post(client, body(intent, "delivered"))
+    assert response.status_code == 202
+    intent.refresh_from_db()
+    assert intent.delivery_status == "delivered" and intent.delivered_at is not None
+    row = Receipt.objects.get()
+    assert row.occurred_at == dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+
+
+def test_duplicates_and_a_late_sent_change_nothing(client, sent) -> None:
+    intent = sent()
+    assert post(client, body(intent, "delivered")).status_code == 202
+    intent.refresh_from_db()
+    delivered_at = intent.delivered_at
+    assert post(client, body(intent, "delivered")).status_code == 202
+    assert post(client, body(intent, "sent", occurred_at="2098-12-31T23:59:59Z")).status_code == 202
+    intent.refresh_from_db()
+    assert (intent.delivery_status, intent.delivered_at) == ("delivered", delivered_at)
+    assert list(Receipt.objects.order_by("id").values_list("status", "applied")) == [
+        ("delivered", True),
+        ("sent", False),
+    ]
+
+
+def test_a_bad_signature_is_401_logged_and_nothing_is_stored(client, sent, caplog) -> None:
+    intent = sent()
+    with caplog.at_level(logging.WARNING, logger="portal.security"):
+        response = post(client, body(intent, "delivered"), secret=WRONG)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert not Receipt.objects.exists()
+    intent.refresh_from_db()
+    assert intent.delivery_status == "sent"
+    assert any("receipt.signature_rejected" in r.getMessage() for r in caplog.records)
+    assert SECRET not in caplog.text and WRONG not in caplog.text
+
+
+def test_a_tampered_body_is_401(client, sent) -> None:
+    intent = sent()
+    raw = json.dumps(body(intent, "delivered")).encode()
+    now = dt.datetime.now(tz=dt.UTC)
+    signature = Webhook(SECRET).sign("m1", now, raw)
+    tampered = raw.replace(b"delivered", b"undelivered")
+    response = client.post(
+        "/hooks/receipts/simulator-sms",
+        data=tampered,
+        content_type="application/json",
+        headers={
+            "webhook-id": "m1",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature,
+        },
+    )
+    assert response.status_code == 401
+    assert not Receipt.objects.exists()
+
+
+def test_an_unknown_message_id_is_202_and_ignored(client, sent) -> None:
+    sent()
+    response = post(client, {"message_id": "sim-nobody", "status": "delivered"})
+    assert response.status_code == 202
+    assert not Receipt.objects.exists()
+
+
+def test_undelivered_with_the_simulator_permanent_code_dead_letters_and_suppresses(
+    client, sent
+) -> None:
+    intent = sent(to="+15550100410")
+    response = post(client, body(intent, "undelivered", error_code="unreachable"))
+    assert response.status_code == 202
+    intent.refresh_from_db()
+    assert intent.delivery_status == "undelivered"
+    assert DeadLetter.objects.get(intent=intent).reason_code == "delivery_failed"
+    from intents.models import Suppression
+
+    assert Suppression.objects.get().recipient_masked == "+1555•••0410"
+
+
+def test_a_valid_signature_over_a_malformed_body_is_400(client, sent) -> None:
+    sent()
+    response = post(client, {"status": "delivered"})
+    assert response.status_code == 400
+    assert not Receipt.objects.exists()
+
+
+def test_an_unknown_connection_is_404(client, sent) -> None:
+    assert (
+        post(client, {"message_id": "x", "status": "delivered"}, connection="nope").status_code
+        == 404
+    )
+
+
+def test_without_a_secret_the_builtin_connection_expects_no_receipts_and_refuses_them(
+    client, sent, settings
+) -> None:
+    settings.GATEWAY_SIMULATOR_RECEIPT_SECRET = ""
+    from gateways.connections import default_connection
+    from gateways.receipts import receipts_expected
+
+    assert not receipts_expected(default_connection("sms").config)
+    assert post(client, {"message_id": "x", "status": "delivered"}).status_code == 401
+
+
+def test_only_post(client, sent) -> None:
+    assert client.get("/hooks/receipts/simulator-sms").status_code == 405
+
+
+def test_a_webhook_connection_verifies_with_its_own_receipt_secret(
+    client,
+    folders,
+    simulator,
+    simulator_settings,
+    tenant,
+    monkeypatch,  # noqa: F811
+) -> None:
+    monkeypatch.setenv("HOOK_RECEIPT_SECRET", SECRET)
+    folders.connection(
+        "hook",
+        f"""
+        key = "client-hook"
+        provider = "webhook"
+        [settings]
+        url = "{simulator.base_url}/http"
+        permanent_error_codes = ["gone"]
+        [secrets]
+        receipt_secret = "env:HOOK_RECEIPT_SECRET"
+        """,
+    )
+    folders.target(
+        "http_hooked",
+        """
+        key = "http.hooked"
+        version = "1.0"
+        gateway = "http"
+        connections = ["client-hook"]
+        attempt_timeout_s = 5
+        acceptance_deadline_s = 600
+        [retry]
+        strategy = "fixed"
+        initial_delay_s = 1
+        multiplier = 1.0
+        max_delay_s = 1
+        max_attempts = 3
+        [schema]
+        type = "object"
+        """,
+    )
+    folders.sync()
+    from intents.dispatch import claim_batch
+    from intents.execution import execute_batch
+    from intents.services import intent_submit
+
+    intent = intent_submit(
+        tenant=tenant,
+        idempotency_key="hooked",
+        target_key="http.hooked",
+        contract_version=None,
+        payload={"to": "client", "event": "x"},
+    ).intent
+    batch = claim_batch(tenant_ids=[tenant.id], batch_size=10, worker_id="w", lease_margin_s=30)
+    assert batch is not None
+    execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids)
+    intent.refresh_from_db()
+    assert (intent.status, intent.connection, intent.delivery_status) == (
+        "accepted",
+        "client-hook",
+        "sent",
+    )
+    assert (
+        post(client, body(intent, "delivered"), connection="client-hook", secret=WRONG).status_code
+        == 401
+    )
+    assert post(client, body(intent, "delivered"), connection="client-hook").status_code == 202
+    intent.refresh_from_db()
+    assert intent.delivery_status == "delivered"
