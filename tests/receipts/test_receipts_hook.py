@@ -188,7 +188,7 @@ def test_a_webhook_connection_verifies_with_its_own_receipt_secret(
     simulator,
     simulator_settings,
     tenant,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ) -> None:
     monkeypatch.setenv("HOOK_RECEIPT_SECRET", SECRET)
     folders.connection(
