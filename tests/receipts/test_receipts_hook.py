@@ -184,9 +184,9 @@ def test_only_post(client, sent) -> None:
 
 def test_a_webhook_connection_verifies_with_its_own_receipt_secret(
     client,
-    folders,
-    simulator,
-    simulator_settings,
+    folders,  # noqa: F811 (fixture)
+    simulator,  # noqa: F811 (fixture)
+    simulator_settings,  # noqa: F811 (fixture)
     tenant,
     monkeypatch,
 ) -> None:
