@@ -250,3 +250,46 @@ def test_a_webhook_connection_verifies_with_its_own_receipt_secret(
     assert post(client, body(intent, "delivered"), connection="client-hook").status_code == 202
     intent.refresh_from_db()
     assert intent.delivery_status == "delivered"
+
+
+def test_the_api_lists_receipts_with_both_clocks_and_fills_the_representation(
+    client, sent, tenant, other_tenant
+) -> None:
+    from tests.api.conftest import ApiClient, make_key
+
+    intent = sent()
+    post(client, body(intent, "sent", occurred_at="2099-01-01T00:00:00Z"))
+    post(client, body(intent, "delivered", occurred_at="2099-01-01T00:00:04Z"))
+    api = ApiClient(make_key(tenant))
+    listed = api.get(f"/api/v1/intents/{intent.public_id}/receipts")
+    assert listed.status_code == 200
+    rows = listed.json()
+    assert [(r["status"], r["provider_status"], r["error_code"]) for r in rows] == [
+        ("sent", "sent", None),
+        ("delivered", "delivered", None),
+    ]
+    assert rows[1]["occurred_at"] == "2099-01-01T00:00:04Z"
+    assert set(rows[1]) == {"status", "provider_status", "error_code", "occurred_at", "received_at"}
+    shown = api.get(f"/api/v1/intents/{intent.public_id}").json()
+    assert shown["delivery_status"] == "delivered"
+    assert shown["delivered_at"] == rows[1]["received_at"]
+
+    foreign = ApiClient(make_key(other_tenant)).get(f"/api/v1/intents/{intent.public_id}/receipts")
+    assert foreign.status_code == 404
+    assert foreign["Content-Type"] == "application/problem+json"
+    no_scope = ApiClient(make_key(tenant, scopes=["intents:write"]))
+    assert no_scope.get(f"/api/v1/intents/{intent.public_id}/receipts").status_code == 403
+
+
+def test_the_intent_page_shows_its_receipts_read_only(client, sent) -> None:
+    from tests.accounts.factories import staff_client
+
+    intent = sent()
+    post(client, body(intent, "delivered", occurred_at="2000-01-01T00:00:00Z"))
+    page = staff_client("ada", ["operators"]).get(f"/admin/intents/intent/{intent.pk}/change/")
+    assert page.status_code == 200
+    section = page.content.decode().split('id="delivery-receipts"')[1].split("</table>")[0]
+    assert section.count("<tr>") == 2  # header + 1 receipt
+    assert "<td>delivered</td>" in section
+    assert "flagged: before the attempt" in section  # dated 2000, before the attempt
+    assert "<input" not in section
