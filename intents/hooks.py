@@ -19,7 +19,7 @@ from gateways.secrets import SecretUnavailable
 from gateways.secrets import resolver as secret_resolver
 from portal.observability.logging import get_logger
 
-from .receipts import receipt_apply
+from .receipts import ReceiptResult, receipt_apply
 
 security_log = get_logger("portal.security")
 
@@ -59,7 +59,8 @@ def receipts_hook(request: HttpRequest, connection: str) -> HttpResponse:
     except ReceiptInvalid as exc:
         return _problem(400, "Bad Request", str(exc))
     results = [receipt_apply(connection=connection, receipt=r) for r in receipts]
-    return JsonResponse({"received": len(results)}, status=202)
+    counts = {result.value: results.count(result) for result in ReceiptResult}
+    return JsonResponse({"received": len(results), **counts}, status=202)
 
 
 def _is_form(request: HttpRequest) -> bool:
