@@ -45,6 +45,7 @@ class IntentAdmin(RecordAdmin):
         "target_key",
         "status",
         "reason_code",
+        "delivery_status",
         "created_at",
     )
     list_select_related = ("tenant",)
