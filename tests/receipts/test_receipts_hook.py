@@ -293,3 +293,17 @@ def test_the_intent_page_shows_its_receipts_read_only(client, sent) -> None:
     assert "<td>delivered</td>" in section
     assert "flagged: before the attempt" in section  # dated 2000, before the attempt
     assert "<input" not in section
+
+
+def test_the_dashboard_counts_accepted_intents_by_delivery_status(client, sent) -> None:
+    from tests.accounts.factories import staff_client
+
+    delivered, undelivered, waiting = sent(), sent(to="+15550100410"), sent()
+    post(client, body(delivered, "delivered"))
+    post(client, body(undelivered, "undelivered", error_code="unreachable"))
+    assert waiting.delivery_status == "sent"
+    page = staff_client("ada", ["operators"]).get("/admin/operations/").content.decode()
+    tiles = page.split('id="delivery-status"')[1].split("</dl>")[0]
+    assert "<dt>sent</dt><dd>1</dd>" in tiles
+    assert "<dt>delivered</dt><dd>1</dd>" in tiles
+    assert 'class="ops-warn"><dt>undelivered</dt><dd>1</dd>' in tiles
