@@ -27,6 +27,9 @@ GATEWAY_PATHS = {"GATEWAY_SMS_URL": "sms", "GATEWAY_PUSH_URL": "push", "GATEWAY_
 # A gentle mixed workload (manage.py demo_traffic) so the dashboard has something to
 # show; DEMO_TRAFFIC_RATE=0 turns it off.
 DEMO_TRAFFIC_RATE = os.environ.get("DEMO_TRAFFIC_RATE", "0.5")
+# The simulator signs its delivery receipts with this and the built-in simulator
+# connections verify them with it. A public demo value: set your own outside make run.
+DEMO_RECEIPT_SECRET = "whsec_ZGVtby1yZWNlaXB0cy1ub3QtYS1yZWFsLXNlY3JldA=="  # noqa: S105
 
 
 def port_in_use(port: int) -> bool:
@@ -53,10 +56,15 @@ def main() -> int:
         "PYTHONUNBUFFERED": "1",
         **simulator_gateway_urls(),
     }
+    env.setdefault("GATEWAY_SIMULATOR_RECEIPT_SECRET", DEMO_RECEIPT_SECRET)
     subprocess.run([PY, "manage.py", "ensure_schedules"], cwd=ROOT, env=env, check=True)
     gunicorn = str(Path(PY).with_name("gunicorn"))
     commands = {
-        "simulator": [PY, "manage.py", "run_gateway_simulator", "--port", str(SIM_PORT)],
+        "simulator": [
+            PY, "manage.py", "run_gateway_simulator", "--port", str(SIM_PORT),
+            # signed with GATEWAY_SIMULATOR_RECEIPT_SECRET (the demo's, set above)
+            "--receipts-url", f"http://127.0.0.1:{WEB_PORT}/hooks/receipts/{{connection}}",
+        ],
         "web": [
             gunicorn, "portal.wsgi", "--bind", f"127.0.0.1:{WEB_PORT}",
             "--workers", "2", "--threads", "4", "--access-logfile", "-",

@@ -24,7 +24,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django_q.tasks import async_task
 
-from intents.models import DEAD_LETTER_STATUSES, Intent
+from intents.models import Intent
 from intents.services import intent_reopen
 from portal import clock
 from portal.accounts.roles import (
@@ -84,7 +84,7 @@ def dead_letters_create_for(*, intents: Iterable[Intent], now: dt.datetime) -> l
     candidates = {
         (intent.pk, intent.generation): intent
         for intent in intents
-        if intent.status in DEAD_LETTER_STATUSES
+        if intent.dead_letter_reason is not None
     }
     if not candidates:
         return []
@@ -104,7 +104,7 @@ def dead_letters_create_for(*, intents: Iterable[Intent], now: dt.datetime) -> l
                 tenant_id=intent.tenant_id,
                 target_key=intent.target_key,
                 generation=intent.generation,
-                reason_code=intent.reason_code,
+                reason_code=intent.dead_letter_reason or intent.reason_code,
                 status=DeadLetterStatus.OPEN,
                 retention_until=retention_until,
                 created_at=now,

@@ -103,3 +103,58 @@ class Provider(Protocol):
     async def probe(self, *, timeout_s: float) -> ProbeResult: ...
 
     async def aclose(self) -> None: ...
+
+
+# --- v1.1: delivery receipts --------------------------------------------------------
+
+RECEIPT_STATUSES = ("sent", "delivered", "undelivered")
+
+
+class ReceiptRejected(Exception):
+    """A receipt that failed its provider's signature check (or could not be read at
+    all): answered 401, nothing stored. The message is for the security log: it names
+    what was wrong, never a secret or the body."""
+
+
+class ReceiptInvalid(ValueError):
+    """A correctly signed receipt we cannot read (a field missing or malformed): 400."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParsedReceipt:
+    """One status report a provider sent about one message, verified and normalised."""
+
+    message_id: str  # the provider's id, as its send answer gave it
+    status: str  # one of RECEIPT_STATUSES
+    provider_status: str = ""  # the provider's own word ("delivered", "DELIVRD", "failed")
+    error_code: str = ""  # the provider's error code, when it gave one
+    occurred_at: Any = None  # aware datetime on the provider's clock, or None
+    permanent: bool = False  # the code says this recipient can never be reached
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReceiptRequest:
+    """What the receipts view hands a provider: the raw request, nothing interpreted."""
+
+    url: str  # the full URL the provider called (Twilio signs it)
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    form: Mapping[str, str]  # the url-encoded body's fields, {} for JSON
+
+
+class ReceiptParser(Protocol):
+    """Implemented (as classmethods) by providers whose connections send receipts.
+
+    ``parse_receipt`` checks the provider's signature with the connection's secret and
+    returns the receipts the request holds; it raises ``ReceiptRejected`` on a bad
+    signature. ``receipts_expected`` says whether this connection is set up to send any
+    (if not, an accepted message's delivery status is ``unknown``).
+    """
+
+    @classmethod
+    def parse_receipt(
+        cls, config: ConnectionConfig, request: ReceiptRequest, secrets: SecretSource
+    ) -> list[ParsedReceipt]: ...
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool: ...

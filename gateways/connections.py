@@ -277,7 +277,8 @@ def default_connection(channel: str) -> ConnectionSpec:
         # targets without connections must behave as before connections existed (a demo
         # mix of 503s would otherwise hold back every SMS for open_s).
         "circuit": None,
-        "settings": {"url": url, "status_url": status_url},
+        # builtin: its receipt_secret is GATEWAY_SIMULATOR_RECEIPT_SECRET (no file to name one)
+        "settings": {"url": url, "status_url": status_url, "builtin": True},
         "secrets": {},
     }
     return ConnectionSpec(spec=spec)

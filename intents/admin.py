@@ -20,7 +20,7 @@ from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMIN
 from portal.audit.services import Actor
 
 from .models import Intent, Suppression
-from .selectors import attempts_for_intent, intent_payload_masked
+from .selectors import attempts_for_intent, intent_payload_masked, receipts_for_intent
 from .suppressions import SuppressionNotFound, suppression_lift
 
 
@@ -45,6 +45,7 @@ class IntentAdmin(RecordAdmin):
         "target_key",
         "status",
         "reason_code",
+        "delivery_status",
         "created_at",
     )
     list_select_related = ("tenant",)
@@ -71,6 +72,8 @@ class IntentAdmin(RecordAdmin):
         "cancel_requested",
         "gateway_message_id",
         "connection",
+        "delivery_status",
+        "delivered_at",
         "correlation_id",
         "payload_sha256",
         "metadata",
@@ -97,6 +100,7 @@ def intent_detail_context(intent: Intent) -> dict[str, Any]:
     """What the intent page (and the dead-letter page) shows beyond the model's fields."""
     return {
         "attempts": list(attempts_for_intent(intent=intent)),
+        "receipts": list(receipts_for_intent(intent=intent)),
         "contract_json": json.dumps(intent.contract, indent=2, sort_keys=True),
         "payload_json": json.dumps(
             intent_payload_masked(intent=intent), indent=2, sort_keys=True, ensure_ascii=False

@@ -31,6 +31,7 @@ from .selectors import (
     attempts_for_intent,
     intent_get_for_tenant,
     intent_list_for_tenant,
+    receipts_for_intent,
     targets_for_tenant,
 )
 from .serializers import (
@@ -39,6 +40,7 @@ from .serializers import (
     IntentListFilterSerializer,
     IntentOutputSerializer,
     IntentPageSerializer,
+    ReceiptOutputSerializer,
     TargetOutputSerializer,
     intent_representation,
 )
@@ -320,6 +322,30 @@ class IntentAttemptsApi(ApiView):
         intent = intent_get_for_tenant(tenant=request.tenant, public_id=public_id)
         attempts = attempts_for_intent(intent=intent)
         return Response(AttemptOutputSerializer(attempts, many=True).data)
+
+
+class IntentReceiptsApi(ApiView):
+    required_scope = ApiKeyScope.INTENTS_READ
+
+    @extend_schema(
+        operation_id="intents_receipts",
+        summary="List an intent's delivery receipts, in the order they reached us",
+        description=(
+            "Each receipt keeps two clocks: `occurred_at` is the provider's, `received_at` "
+            "ours. Duplicates are not listed twice; a late or out-of-order receipt is "
+            "listed, but never moved a final `delivery_status`."
+        ),
+        tags=["intents"],
+        parameters=[PUBLIC_ID_PATH, REQUEST_ID_HEADER],
+        responses={
+            200: ReceiptOutputSerializer(many=True),
+            **problem_responses("scope_missing", "not_found"),
+        },
+    )
+    def get(self, request: TenantRequest, public_id: str) -> Response:
+        intent = intent_get_for_tenant(tenant=request.tenant, public_id=public_id)
+        receipts = receipts_for_intent(intent=intent)
+        return Response(ReceiptOutputSerializer(receipts, many=True).data)
 
 
 class IntentCancelApi(ApiView):

@@ -18,6 +18,7 @@ ENDPOINTS = (
     ("POST", "intents", "submit an intent (Idempotency-Key header required)"),
     ("GET", "intents/{id}", "one intent"),
     ("GET", "intents/{id}/attempts", "its delivery attempts"),
+    ("GET", "intents/{id}/receipts", "its delivery receipts (provider and our clock)"),
     ("POST", "intents/{id}/cancel", "cancel it while it is open"),
     ("GET", "targets", "the targets your tenant may use"),
     ("GET", "suppressions", "recipients on your suppression list (?channel=&recipient=)"),

@@ -65,6 +65,9 @@ MIX: tuple[Kind, ...] = (
     Kind("sms exhausted, delivered by a replay (dead letter)", 5, "sms.otp", _sms("00207")),
     Kind("sms 429 from the gateway", 5, "sms.otp", _sms("00429")),
     Kind("sms gateway timeouts", 4, "sms.otp", _sms("00504")),
+    # Accepted, then the simulator's receipt says undelivered: a delivery_failed dead
+    # letter, and the number suppressed (the demo's numbers differ by their counter).
+    Kind("sms accepted, receipt undelivered (dead letter)", 3, "sms.otp", _sms("00410")),
 )
 
 

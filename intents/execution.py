@@ -26,12 +26,13 @@ from django.db import connection, models, transaction
 
 from gateways.base import GatewayMessage, GatewayResult, Outcome
 from gateways.circuit import ConnectionOutcomes, circuit_record
+from gateways.receipts import receipts_expected
 from gateways.registry import GatewaySession
 from gateways.secrets import resolver as secret_resolver
 from portal import clock
 from portal.observability import lifecycle, metrics
 
-from .models import Attempt, AttemptOutcome, Intent, IntentStatus, ReasonCode
+from .models import Attempt, AttemptOutcome, DeliveryStatus, Intent, IntentStatus, ReasonCode
 from .retry import Decision, RetryPolicy, decide_after_attempt
 from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
@@ -70,6 +71,7 @@ RECORDED_FIELDS = (
     "updated_at",
     "connection",
     "connection_cursor",
+    "delivery_status",
 )
 # What recording reads (the decision, dead letters, metrics, log lines) and writes back:
 # every recorded field is loaded, so writing one that ``_apply`` left alone costs no
@@ -93,6 +95,7 @@ class AttemptReport:
     connection_cursor: int | None = None  # where the next attempt starts
     deferral: Deferral | None = None  # not sent: throttled or circuit open, not charged
     suppress: list[str] = dataclasses.field(default_factory=list)  # recipients to suppress
+    receipts_expected: bool = False  # the connection reports delivery after acceptance
 
 
 def _recipients_to_suppress(intent: Intent, result: GatewayResult) -> list[str]:
@@ -182,6 +185,8 @@ def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
                         route.intent.contract, route.index, result.outcome
                     ),
                     suppress=_recipients_to_suppress(route.intent, result),
+                    receipts_expected=result.outcome is Outcome.ACCEPTED
+                    and receipts_expected(route.spec.config),
                 )
             )
     for intent, _, error in plan.unroutable:  # our configuration: charged like any fault
@@ -408,6 +413,10 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                 intent.connection_cursor = report.connection_cursor
             decision = _decide(intent, result.outcome.value, now, result.retry_after_s)
             _apply(intent, decision, now=now, message_id=result.message_id)
+            if intent.status == IntentStatus.ACCEPTED:
+                intent.delivery_status = (
+                    DeliveryStatus.SENT if report.receipts_expected else DeliveryStatus.UNKNOWN
+                )
             changed.append(intent)
             lifecycle.recorded_on_commit(intent, outcome=result.outcome.value)
             attempts.append(

@@ -82,6 +82,21 @@ class ReasonCode(models.TextChoices):
     CANCELLED_BY_CLIENT = "cancelled_by_client"
     # at_most_once: the attempt may have reached the recipient, so it is never retried.
     OUTCOME_UNKNOWN = "outcome_unknown"
+    # A dead letter's reason only: the gateway accepted it (the intent's reason stays
+    # gateway_accepted), then the provider's receipt said it never arrived.
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class DeliveryStatus(models.TextChoices):
+    """What the provider's receipts said after acceptance; null before acceptance."""
+
+    SENT = "sent"  # accepted; a receipt is expected
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    UNKNOWN = "unknown"  # accepted through a connection that sends no receipts
+
+
+FINAL_DELIVERY_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED)
 
 
 class Intent(models.Model):
@@ -131,6 +146,12 @@ class Intent(models.Model):
     # attempt starts (a transient failure moves it on: failover).
     connection = models.CharField(max_length=100, blank=True)
     connection_cursor = models.PositiveSmallIntegerField(default=0)
+    delivery_status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, null=True, blank=True
+    )
+    # Our clock (received_at of the final receipt), like every other intent timestamp;
+    # the provider's own time is on the receipt rows (docs/operations.md, dual time).
+    delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -170,6 +191,8 @@ class Intent(models.Model):
             ),
             models.Index(fields=["tenant", "created_at"], name="intent_tenant_created_idx"),
             models.Index(fields=["status", "finished_at"], name="intent_finished_idx"),
+            # A receipt names the provider's message id and arrives at its connection.
+            models.Index(fields=["gateway_message_id", "connection"], name="intent_message_idx"),
         ]
 
     def __str__(self) -> str:
@@ -178,6 +201,16 @@ class Intent(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def dead_letter_reason(self) -> str | None:
+        """Why this generation is a dead letter, or None: a terminal failure, or an
+        accepted message whose receipt said it was never delivered."""
+        if self.status in DEAD_LETTER_STATUSES:
+            return self.reason_code
+        if self.status == IntentStatus.ACCEPTED and self.delivery_status == "undelivered":
+            return ReasonCode.DELIVERY_FAILED
+        return None
 
 
 class AttemptOutcome(models.TextChoices):
@@ -263,3 +296,39 @@ class Suppression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.recipient_masked}"
+
+
+class ReceiptStatus(models.TextChoices):
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+
+
+class Receipt(models.Model):
+    """One status report a provider sent about an intent's accepted message.
+
+    Two clocks, never mixed in one figure: ``occurred_at`` is the provider's (when it
+    says the status happened), ``received_at`` ours (when the report reached us).
+    ``flagged_before_attempt``: the provider dated it before our attempt started (its
+    clock or ours is off); it is kept, but left out of provider-clock latency.
+    """
+
+    intent = models.ForeignKey(Intent, on_delete=models.CASCADE, related_name="receipts")
+    generation = models.PositiveIntegerField()
+    connection = models.CharField(max_length=100)
+    message_id = models.CharField(max_length=128)
+    status = models.CharField(max_length=16, choices=ReceiptStatus.choices)
+    provider_status = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField()
+    flagged_before_attempt = models.BooleanField(default=False)
+    # Whether it moved the intent's delivery status (a duplicate or a late one did not).
+    applied = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["intent", "received_at", "id"]
+        indexes = [models.Index(fields=["intent", "received_at"], name="receipt_intent_idx")]
+
+    def __str__(self) -> str:
+        return f"receipt {self.status} for {self.intent_id}"

@@ -19,7 +19,15 @@ from portal.accounts.models import Tenant
 from portal.observability.logging import REDACTED, redact
 
 from .errors import IntentNotFound
-from .models import OPEN_STATUSES, Attempt, Intent, IntentStatus, Target, TargetRevision
+from .models import (
+    OPEN_STATUSES,
+    Attempt,
+    Intent,
+    IntentStatus,
+    Receipt,
+    Target,
+    TargetRevision,
+)
 from .rate_window import windows_count_since
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
@@ -286,6 +294,11 @@ def intent_list_for_tenant(
 
 def attempts_for_intent(*, intent: Intent) -> QuerySet[Attempt]:
     return Attempt.objects.filter(intent=intent).order_by("number")
+
+
+def receipts_for_intent(*, intent: Intent) -> QuerySet[Receipt]:
+    """Every generation's receipts, in the order they reached us."""
+    return Receipt.objects.filter(intent=intent).order_by("received_at", "id")
 
 
 def targets_for_tenant(*, tenant: Tenant) -> list[Target]:

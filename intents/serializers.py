@@ -21,7 +21,15 @@ from rest_framework import serializers
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 from portal.api.schema import ClosedSerializer
 
-from .models import AttemptOutcome, Intent, IntentStatus, ReasonCode, Target
+from .models import (
+    AttemptOutcome,
+    DeliveryStatus,
+    Intent,
+    IntentStatus,
+    ReasonCode,
+    ReceiptStatus,
+    Target,
+)
 from .registry import KEY_PATTERN, VERSION_PATTERN
 from .services import MAX_DEADLINE_SECONDS, MIN_DEADLINE_SECONDS, json_holds_nul
 
@@ -157,19 +165,18 @@ class IntentOutputSerializer(serializers.Serializer):
     connection = BlankAsNullCharField(
         allow_null=True, help_text="The connection of the latest attempt (null before one)."
     )
-    # Delivery receipts fill these (CONTRACT.md v1.1); until a receipt arrives, null.
-    delivery_status = serializers.SerializerMethodField()
-    delivered_at = serializers.SerializerMethodField()
+    delivery_status = serializers.ChoiceField(
+        choices=DeliveryStatus.choices,
+        allow_null=True,
+        help_text="null until accepted, then sent; finally delivered or undelivered (never "
+        "changing again); unknown where the connection sends no receipts.",
+    )
+    delivered_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the delivered receipt reached us (our clock)."
+    )
 
     class Meta:
         ref_name = "Intent"
-
-    def get_delivery_status(self, instance: Intent) -> str | None:
-        return getattr(instance, "delivery_status", None) or None
-
-    def get_delivered_at(self, instance: Intent) -> str | None:
-        value = getattr(instance, "delivered_at", None)
-        return serializers.DateTimeField().to_representation(value) if value else None
 
     def to_representation(self, instance: Intent) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -211,6 +218,21 @@ class AttemptOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "Attempt"
+
+
+class ReceiptOutputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ReceiptStatus.choices)
+    provider_status = BlankAsNullCharField(
+        allow_null=True, help_text="The provider's own word, e.g. Twilio's MessageStatus."
+    )
+    error_code = BlankAsNullCharField(allow_null=True)
+    occurred_at = serializers.DateTimeField(
+        allow_null=True, help_text="The provider's clock: when it says the status happened."
+    )
+    received_at = serializers.DateTimeField(help_text="Our clock: when the receipt reached us.")
+
+    class Meta:
+        ref_name = "Receipt"
 
 
 class RetryPolicySerializer(serializers.Serializer):

@@ -29,7 +29,7 @@ from .errors import (
     TargetNotAllowed,
     TargetUnknown,
 )
-from .models import DEAD_LETTER_STATUSES, Intent, IntentStatus, ReasonCode, Target
+from .models import Intent, IntentStatus, ReasonCode, Target
 from .rate_window import rate_window_hit
 from .registry import VERSION_PATTERN, is_compatible, payload_errors
 from .selectors import (
@@ -406,10 +406,11 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
     now = now or clock.now()
     with transaction.atomic():
         intent = Intent.objects.select_for_update().get(pk=intent.pk)
-        if intent.status not in DEAD_LETTER_STATUSES:
+        if intent.dead_letter_reason is None:
             raise AlreadyTerminal(
                 f"Intent {intent.public_id} is {intent.status}; only failed, exhausted or "
-                "expired intents can be replayed."
+                "expired intents can be replayed (and accepted ones a receipt called "
+                "undelivered)."
             )
         contract = intent.contract
         intent.generation += 1
@@ -419,6 +420,9 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.deadline_at = now + dt.timedelta(seconds=contract["acceptance_deadline_s"])
         intent.reason_code = ""
         intent.finished_at = None
+        # A new generation's message: no receipt has spoken of it yet.
+        intent.delivery_status = None
+        intent.delivered_at = None
         intent.cancel_requested = False
         intent.lease_owner = ""
         intent.lease_expires_at = None

@@ -12,6 +12,7 @@ from .api import (
     IntentCreateApi,
     IntentDetailApi,
     IntentListApi,
+    IntentReceiptsApi,
     TargetListApi,
 )
 from .api_index import api_index, trailing_slash_hint
@@ -24,6 +25,11 @@ urlpatterns = [
         "intents/<uuid:public_id>/attempts",
         IntentAttemptsApi.as_view(),
         name="api-intent-attempts",
+    ),
+    path(
+        "intents/<uuid:public_id>/receipts",
+        IntentReceiptsApi.as_view(),
+        name="api-intent-receipts",
     ),
     path("intents/<uuid:public_id>/cancel", IntentCancelApi.as_view(), name="api-intent-cancel"),
     path("targets", TargetListApi.as_view(), name="api-targets"),

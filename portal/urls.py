@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 urlpatterns += [path("accounts/", include("portal.accounts.urls"))]
+urlpatterns += [path("hooks/", include("intents.hook_urls"))]
 urlpatterns += [
     path("api/v1/", include("intents.urls")),
     path("api/", include("portal.api.urls")),  # the rest of /api/: problem+json 404

@@ -22,9 +22,16 @@ from ..base import (
     Gateway,
     GatewayMessage,
     GatewayResult,
+    ParsedReceipt,
     ProbeResult,
+    ReceiptRejected,
+    ReceiptRequest,
     SecretSource,
 )
+from ..receipts import json_body, standard_receipt, verify_standard_webhook
+
+# The simulator's receipt code for a recipient that can never be reached (``…00410``).
+SIMULATOR_PERMANENT_CODES = frozenset({"unreachable"})
 
 
 class SimulatorProvider:
@@ -62,6 +69,35 @@ class SimulatorProvider:
 
     async def aclose(self) -> None:
         await self.adapter.aclose()
+
+    # --- receipts (Standard Webhooks, signed with the connection's receipt_secret) --
+
+    @classmethod
+    def receipt_secret(cls, config: ConnectionConfig, secrets: SecretSource) -> str:
+        """An explicit connection's ``[secrets] receipt_secret``; a built-in default
+        connection's ``GATEWAY_SIMULATOR_RECEIPT_SECRET``; "" when neither is set."""
+        reference = config.secrets.get("receipt_secret")
+        if reference:
+            return secrets.get(reference)
+        if config.settings.get("builtin"):
+            return str(settings.GATEWAY_SIMULATOR_RECEIPT_SECRET or "")
+        return ""
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        if config.secrets.get("receipt_secret"):
+            return True
+        return bool(config.settings.get("builtin") and settings.GATEWAY_SIMULATOR_RECEIPT_SECRET)
+
+    @classmethod
+    def parse_receipt(
+        cls, config: ConnectionConfig, request: ReceiptRequest, secrets: SecretSource
+    ) -> list[ParsedReceipt]:
+        secret = cls.receipt_secret(config, secrets)
+        if not secret:
+            raise ReceiptRejected(f"connection {config.key!r} has no receipt_secret to verify with")
+        verify_standard_webhook(secret, request)
+        return [standard_receipt(json_body(request), permanent_codes=SIMULATOR_PERMANENT_CODES)]
 
 
 def _adapter_for(config: ConnectionConfig, client: httpx.AsyncClient | None) -> Gateway:

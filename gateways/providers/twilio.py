@@ -9,12 +9,47 @@ timeout can reach the recipient twice.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
 
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    Outcome,
+    ParsedReceipt,
+    ProbeResult,
+    ReceiptRejected,
+    ReceiptRequest,
+    SecretSource,
+)
 from .common import ProviderBase, ProviderConfigError, require_fields, result
+
+# MessageStatus of a status callback -> our receipt status. queued / sending / accepted /
+# scheduled say nothing about delivery: acknowledged, not stored.
+TWILIO_RECEIPT_STATUSES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "undelivered",
+}
+# Receipt ErrorCodes that mean this number can never be reached: suppress it.
+TWILIO_PERMANENT_RECEIPT_CODES = frozenset({"21610", "21614", "30005", "30006"})
+
+
+def twilio_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """``X-Twilio-Signature``: base64 HMAC-SHA1 over the URL followed by each POST
+    parameter's name and value, sorted by name (twilio.com/docs/usage/security)."""
+    signed = url + "".join(f"{name}{params[name]}" for name in sorted(params))
+    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
 
 # Twilio error code -> (outcome, suppress the recipient). https://www.twilio.com/docs/api/errors
 TWILIO_CODES: dict[int, tuple[Outcome, bool]] = {
@@ -95,3 +130,42 @@ class TwilioProvider(ProviderBase):
         if answer.status in (401, 403):
             self.invalidate_secrets()
         return ProbeResult(False, f"HTTP {answer.status}: {answer.text_snippet()}")
+
+    # --- receipts: status callbacks, signed with the auth token ----------------------
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        """Twilio calls back only where the send named a ``StatusCallback`` (or the
+        messaging service has one: ``receipts = true``)."""
+        return bool(config.settings.get("status_callback") or config.settings.get("receipts"))
+
+    @classmethod
+    def parse_receipt(
+        cls, config: ConnectionConfig, request: ReceiptRequest, secrets: SecretSource
+    ) -> list[ParsedReceipt]:
+        reference = config.secrets.get("auth_token")
+        if not reference:
+            raise ReceiptRejected(f"connection {config.key!r} has no auth_token to verify with")
+        given = request.headers.get("x-twilio-signature", "")
+        # Twilio signs the URL it called: the status_callback we gave it (behind a proxy
+        # the URL this process sees may differ in scheme or host).
+        url = str(config.settings.get("status_callback") or request.url)
+        expected = twilio_signature(secrets.get(reference), url, request.form)
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ReceiptRejected("X-Twilio-Signature does not match")
+        provider_status = request.form.get("MessageStatus", "")
+        status = TWILIO_RECEIPT_STATUSES.get(provider_status)
+        message_id = request.form.get("MessageSid", "")
+        if status is None or not message_id:
+            return []
+        code = request.form.get("ErrorCode", "")
+        return [
+            ParsedReceipt(
+                message_id=message_id[:128],
+                status=status,
+                provider_status=provider_status,
+                error_code=code[:64],
+                occurred_at=None,  # a status callback carries no time of its own
+                permanent=status == "undelivered" and code in TWILIO_PERMANENT_RECEIPT_CODES,
+            )
+        ]

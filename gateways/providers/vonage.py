@@ -10,10 +10,60 @@ and secret.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
 from typing import Any
 
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    Outcome,
+    ParsedReceipt,
+    ProbeResult,
+    ReceiptInvalid,
+    ReceiptRejected,
+    ReceiptRequest,
+    SecretSource,
+)
 from .common import ProviderBase, ProviderConfigError, require_fields, result
+
+# A signed DLR's status -> our receipt status; "unknown" says nothing: not stored.
+VONAGE_RECEIPT_STATUSES = {
+    "delivered": "delivered",
+    "failed": "undelivered",
+    "rejected": "undelivered",
+    "expired": "undelivered",
+    "accepted": "sent",
+    "buffered": "sent",
+}
+# DLR err-code: 3 absent subscriber (permanent), 4 barred by the user, 9 illegal number.
+VONAGE_PERMANENT_RECEIPT_CODES = frozenset({"3", "4", "9"})
+SIGNATURE_METHODS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256", "sha512": "sha512"}
+SIGNATURE_MAX_AGE_S = 300
+
+
+def vonage_signature(secret: str, method: str, params: Mapping[str, Any]) -> str:
+    """The ``sig`` of a signed Vonage request: ``&key=value`` for each parameter but
+    ``sig``, sorted by key (``&`` and ``=`` in values replaced by ``_``), hashed with an
+    HMAC of ``method`` keyed by the signature secret, or, for ``md5hash`` (the legacy
+    method), an MD5 of that text followed by the secret. Lower-case hex."""
+    text = "".join(
+        "&{}={}".format(key, str(params[key]).replace("&", "_").replace("=", "_"))
+        for key in sorted(params)
+        if key != "sig"
+    ).encode()
+    if method == "md5hash":
+        return hashlib.md5(text + secret.encode(), usedforsecurity=False).hexdigest()
+    digest = SIGNATURE_METHODS.get(method)
+    if digest is None:
+        raise ReceiptRejected(f"unknown signature_method {method!r}")
+    return hmac.new(secret.encode(), text, digest).hexdigest()
+
 
 # Vonage SMS API status -> (outcome, suppress, credentials refused).
 # https://developer.vonage.com/messaging/sms/guides/troubleshooting-sms
@@ -110,3 +160,70 @@ class VonageProvider(ProviderBase):
         if answer.status in (401, 403):
             self.invalidate_secrets()
         return ProbeResult(False, f"HTTP {answer.status}: {answer.text_snippet()}")
+
+    # --- receipts: signed delivery receipts (DLRs) -----------------------------------
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        """Vonage posts DLRs to the account's webhook; only signed ones are read."""
+        return bool(config.secrets.get("signature_secret"))
+
+    @classmethod
+    def parse_receipt(
+        cls,
+        config: ConnectionConfig,
+        request: ReceiptRequest,
+        secrets: SecretSource,
+        *,
+        now: float | None = None,
+    ) -> list[ParsedReceipt]:
+        reference = config.secrets.get("signature_secret")
+        if not reference:
+            raise ReceiptRejected(f"connection {config.key!r} has no signature_secret")
+        params = dict(request.form) if request.form else _json_params(request.body)
+        given = str(params.get("sig", "")).lower()
+        method = str(config.settings.get("signature_method") or "sha256")
+        expected = vonage_signature(secrets.get(reference), method, params)
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ReceiptRejected("Vonage sig does not match")
+        try:
+            signed_at = float(params.get("timestamp", ""))
+        except ValueError:
+            raise ReceiptRejected("signed DLR lacks its timestamp") from None
+        if abs((time.time() if now is None else now) - signed_at) > SIGNATURE_MAX_AGE_S:
+            raise ReceiptRejected("signed DLR is more than 5 minutes old (or ahead)")
+        provider_status = str(params.get("status", ""))
+        status = VONAGE_RECEIPT_STATUSES.get(provider_status)
+        message_id = str(params.get("messageId", ""))
+        if status is None or not message_id:
+            return []
+        code = str(params.get("err-code", ""))
+        code = "" if code == "0" else code
+        return [
+            ParsedReceipt(
+                message_id=message_id[:128],
+                status=status,
+                provider_status=provider_status,
+                error_code=code[:64],
+                occurred_at=_scts(params.get("scts")),
+                permanent=status == "undelivered" and code in VONAGE_PERMANENT_RECEIPT_CODES,
+            )
+        ]
+
+
+def _json_params(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body) if body else {}
+    except (ValueError, UnicodeDecodeError):
+        raise ReceiptInvalid("DLR body is neither a form nor JSON") from None
+    if not isinstance(data, dict):
+        raise ReceiptInvalid("DLR body is not a JSON object")
+    return data
+
+
+def _scts(value: Any) -> dt.datetime | None:
+    """The carrier's time of the status, ``YYMMDDHHMM`` (UTC); None when unreadable."""
+    try:
+        return dt.datetime.strptime(str(value), "%y%m%d%H%M").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None

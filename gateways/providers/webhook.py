@@ -18,7 +18,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..base import GatewayMessage, GatewayResult, ProbeResult
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    ParsedReceipt,
+    ProbeResult,
+    ReceiptRejected,
+    ReceiptRequest,
+    SecretSource,
+)
+from ..receipts import json_body, standard_receipt, verify_standard_webhook
 from .common import ProviderBase, ProviderConfigError
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
@@ -102,3 +112,22 @@ class WebhookProvider(ProviderBase):
         answer = await self.request("HEAD", self._url(), headers=self._configured_headers())
         ok = answer.status < 500
         return ProbeResult(ok, f"HEAD answered HTTP {answer.status}")
+
+    # --- receipts: the receiver reports delivery back, Standard Webhooks-signed -------
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        return bool(config.secrets.get("receipt_secret"))
+
+    @classmethod
+    def parse_receipt(
+        cls, config: ConnectionConfig, request: ReceiptRequest, secrets: SecretSource
+    ) -> list[ParsedReceipt]:
+        reference = config.secrets.get("receipt_secret")
+        if not reference:
+            raise ReceiptRejected(f"connection {config.key!r} has no receipt_secret to verify with")
+        verify_standard_webhook(secrets.get(reference), request)
+        # A client's receiver has no code vocabulary of ours: the settings may name the
+        # codes that mean "never reachable" (``permanent_error_codes = ["gone"]``).
+        codes = frozenset(str(c) for c in config.settings.get("permanent_error_codes") or ())
+        return [standard_receipt(json_body(request), permanent_codes=codes)]

@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,7 +49,15 @@ def _error(status: int, message: str) -> SimResponse:
 class GatewaySimulator:
     """Decides responses and records requests; safe to call from many threads."""
 
-    def __init__(self, *, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+    def __init__(
+        self,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        on_accepted: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        # Called as on_accepted(path, message_id, recipient) after each first acceptance,
+        # outside the lock (the receipt sender schedules its signed receipt there).
+        self.on_accepted = on_accepted
         self._lock = threading.Lock()
         self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
         self._accepted: dict[str, str] = {}  # idempotency key -> message id
@@ -118,6 +126,13 @@ class GatewaySimulator:
                     "received_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
                 }
             )
+        body_data = response.body if isinstance(response.body, dict) else {}
+        if (
+            self.on_accepted is not None
+            and response.status == 202
+            and not body_data.get("duplicate")
+        ):
+            self.on_accepted(path, str(body_data.get("message_id")), recipient)
         return response
 
     def _decide_locked(self, key: str, recipient: str) -> SimResponse:

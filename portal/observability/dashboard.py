@@ -127,6 +127,7 @@ def dashboard_context(
         "dead_letter_chart": charts.horizontal_bar_chart(
             items=dead_letters, title="Dead letters created in the window, by reason"
         ),
+        "delivery": selectors.delivery_by_status(since=since, until=now, tenant_ids=tenant_ids),
         "latency_rows": latency_rows,
         "latency_chart": charts.stacked_bar_chart(
             labels=_bucket_labels(),

@@ -60,3 +60,15 @@ CONNECTION_DEFERRALS = Counter(
     "Intents deferred without an attempt: a throttle wait or an open circuit",
     ["connection", "reason"],
 )
+RECEIPTS = Counter(
+    "portal_receipts_total",
+    "Delivery receipts received, by connection and what they did (applied, stored, "
+    "duplicate, ignored)",
+    ["connection", "result"],
+)
+DELIVERY_LATENCY = Histogram(
+    "portal_delivery_latency_seconds",
+    "Acceptance to the final delivery receipt, per clock (ours or the provider's, never mixed)",
+    ["clock", "status"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+)

@@ -34,6 +34,7 @@ from intents.models import (
     DEAD_LETTER_STATUSES,
     Attempt,
     AttemptOutcome,
+    DeliveryStatus,
     Intent,
     IntentStatus,
     ReasonCode,
@@ -182,6 +183,8 @@ def intent_reconcile_accepted(*, intent_id: int, gateway_message_id: str) -> tup
         intent.status = IntentStatus.ACCEPTED
         intent.reason_code = ReasonCode.GATEWAY_ACCEPTED
         intent.gateway_message_id = gateway_message_id[:128]
+        # Settled by a status lookup, not a send: whether a receipt follows is not known.
+        intent.delivery_status = DeliveryStatus.UNKNOWN
         intent.finished_at = now
         intent.next_attempt_at = None
         intent.lease_owner = ""
@@ -192,6 +195,7 @@ def intent_reconcile_accepted(*, intent_id: int, gateway_message_id: str) -> tup
                 "status",
                 "reason_code",
                 "gateway_message_id",
+                "delivery_status",
                 "finished_at",
                 "next_attempt_at",
                 "lease_owner",

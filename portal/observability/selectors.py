@@ -224,6 +224,27 @@ def dead_letters_by_reason(
     return [(row["reason_code"], row["n"]) for row in rows]
 
 
+def delivery_by_status(
+    *, since: dt.datetime, until: dt.datetime, tenant_ids: set[int] | None = None
+) -> list[tuple[str, int]]:
+    """Intents accepted in [since, until) by what their receipts said (``delivery_status``;
+    ``unknown`` also for a connection that sends none). ``intent_finished_idx``."""
+    accepted = Intent.objects.filter(
+        status=IntentStatus.ACCEPTED, finished_at__gte=since, finished_at__lt=until
+    )
+    rows = (
+        _scoped(accepted, tenant_ids, "tenant")
+        .values("delivery_status")
+        .annotate(n=Count("id"))
+        .order_by("delivery_status")
+    )
+    counts = {row["delivery_status"] or "unknown": 0 for row in rows}
+    for row in rows:
+        counts[row["delivery_status"] or "unknown"] += row["n"]
+    order = ("sent", "delivered", "undelivered", "unknown")
+    return sorted(counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else 9)
+
+
 @dataclasses.dataclass(frozen=True)
 class LatencySummary:
     target_key: str

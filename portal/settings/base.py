@@ -264,6 +264,9 @@ SECRETS_AWS_REGION = env.str("SECRETS_AWS_REGION", default="us-east-1")
 SECRETS_AWS_ENDPOINT_URL = env.str("SECRETS_AWS_ENDPOINT_URL", default="")
 # The key of the suppression list's recipient hashes (HMAC-SHA256); SECRET_KEY when unset.
 SUPPRESSION_HASH_KEY = env_secret("SUPPRESSION_HASH_KEY", default="")
+# The Standard Webhooks secret (whsec_…) the built-in simulator connections verify their
+# delivery receipts with; "" = they send none (delivery_status "unknown").
+GATEWAY_SIMULATOR_RECEIPT_SECRET = env_secret("GATEWAY_SIMULATOR_RECEIPT_SECRET", default="")
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)

@@ -58,6 +58,7 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         ("/api/v1/intents", "get"),
         ("/api/v1/intents/{public_id}", "get"),
         ("/api/v1/intents/{public_id}/attempts", "get"),
+        ("/api/v1/intents/{public_id}/receipts", "get"),
         ("/api/v1/intents/{public_id}/cancel", "post"),
         ("/api/v1/targets", "get"),
         ("/api/v1/suppressions", "get"),

@@ -39,6 +39,10 @@ class ScriptedProvider:
     def needs_http_client(config: ConnectionConfig) -> bool:
         return False
 
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        return bool(config.settings.get("receipts"))
+
     async def send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         with _lock:
             calls.append((self.config.key, message.idempotency_key))

@@ -24,7 +24,7 @@ from portal.accounts.models import ALL_SCOPES, ApiKey, Tenant
 
 pytestmark = pytest.mark.django_db
 
-MAGIC = ("00400", "00503", "00429", "00504", "00202", "00207")
+MAGIC = ("00400", "00503", "00429", "00504", "00202", "00207", "00410")
 
 
 @pytest.fixture

@@ -281,6 +281,8 @@ EXPOSED = {
     "portal_worker_heartbeat_age_seconds": "gauge",
     "portal_connection_attempts": "counter",
     "portal_connection_deferrals": "counter",
+    "portal_receipts": "counter",
+    "portal_delivery_latency_seconds": "histogram",
     "portal_connection_circuit_state": "gauge",
 }
 

@@ -7,9 +7,12 @@ import signal
 import threading
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from gateways.simulator import SimulatorServer
+from gateways.providers.common import ProviderConfigError
+from gateways.simulator import GatewaySimulator, SimulatorServer
+from gateways.simulator.receipts import ReceiptSender
 
 MAX_LATENCY_MS = 600_000.0
 
@@ -60,10 +63,48 @@ class Command(BaseCommand):
         parser.add_argument(
             "--latency-ms", type=_latency_ms, default=0.0, help="delay before every answer"
         )
+        parser.add_argument(
+            "--receipts-url",
+            default="",
+            help="post a signed delivery receipt here after each acceptance "
+            "({connection} becomes simulator-sms, simulator-push, …)",
+        )
+        parser.add_argument(
+            "--receipts-secret",
+            default="",
+            help="whsec_… to sign them with (default: GATEWAY_SIMULATOR_RECEIPT_SECRET)",
+        )
+        parser.add_argument(
+            "--receipt-delay-ms", type=_latency_ms, default=200.0, help="after acceptance"
+        )
 
-    def handle(self, *args: Any, host: str, port: int, latency_ms: float, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        latency_ms: float,
+        receipts_url: str = "",
+        receipts_secret: str = "",
+        receipt_delay_ms: float = 200.0,
+        **options: Any,
+    ) -> None:
+        simulator = GatewaySimulator()
+        if receipts_url:
+            receipts_secret = receipts_secret or str(
+                settings.GATEWAY_SIMULATOR_RECEIPT_SECRET or ""
+            )
+            if not receipts_secret:
+                raise CommandError("--receipts-url needs --receipts-secret whsec_…")
+            try:
+                sender = ReceiptSender(
+                    url=receipts_url, secret=receipts_secret, delay_s=receipt_delay_ms / 1000
+                )
+            except ProviderConfigError as exc:
+                raise CommandError(f"--receipts-secret: {exc}") from None
+            simulator.on_accepted = sender.on_accepted
         try:
-            server = SimulatorServer((host, port), latency_s=latency_ms / 1000)
+            server = SimulatorServer((host, port), simulator=simulator, latency_s=latency_ms / 1000)
         except OSError as exc:
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         stop = threading.Event()
