@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,8 +48,10 @@ class Mailbox:
 
 class Receiver(BaseHTTPRequestHandler):
     received: list[tuple[dict[str, str], bytes]] = []
+    arrivals: list[float] = []
 
     def do_POST(self) -> None:
+        type(self).arrivals.append(time.monotonic())
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(204)
@@ -65,7 +68,7 @@ def peers(tmp_path: Path):
     mailbox = Mailbox()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    Receiver.received = []
+    Receiver.received, Receiver.arrivals = [], []
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     moto_port = free_port()
@@ -184,3 +187,47 @@ def test_one_target_per_channel_through_real_provider_peers(stack, peers, tmp_pa
 
     stored = sns_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sms_messages
     assert list(stored.values()) == [("+15550100001", "code 123456")]
+
+
+def test_a_connection_rate_holds_across_two_worker_clusters(stack, peers, tmp_path):
+    """rate_per_second = 5 on the webhook connection, two django-q2 clusters of two worker
+    processes each: the receiver sees at most the bucket (5) plus 5 per second."""
+    targets, connections = write_registry(tmp_path, peers)
+    hook_file = connections / "hook.toml"
+    hook_file.write_text(
+        hook_file.read_text().replace("[settings]", "rate_per_second = 5\n[settings]", 1)
+    )
+    stack.manage("sync_targets", "--dir", str(targets), "--connections-dir", str(connections))
+    stack.env.update(E2E_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    stack.start_web()
+    stack.start_workers("workers-a")
+    stack.start_workers("workers-b")
+    stack.start_dispatcher()
+
+    intents = []
+    with stack.api() as client:
+        for n in range(25):
+            response = client.post(
+                "/intents",
+                json={"target": "http.e2e", "payload": {"order": n}},
+                headers={"Idempotency-Key": f"rate-{n}"},
+            )
+            assert response.status_code == 201, response.text
+            intents.append(response.json())
+    for intent in intents:
+        done = stack.wait_terminal(intent["id"], timeout=90)
+        assert done["status"] == "accepted" and done["attempts"] == 1, done  # waits not charged
+
+    arrivals = sorted(Receiver.arrivals)
+    assert len(arrivals) == 25
+    # 25 calls at 5/s from a full bucket of 5: (25 - 5) / 5 = 4 s from the first grant to
+    # the last, less the first call's delivery delay (without the throttle: well under 1 s).
+    assert arrivals[-1] - arrivals[0] >= 3.5, arrivals
+    # Any 2 s of arrivals: at most the bucket plus 5/s over 2 s and 1 s of delivery jitter.
+    for start in arrivals:
+        assert sum(start <= t < start + 2 for t in arrivals) <= 5 + 5 * 3, arrivals
+    calls = {
+        name: (tmp_path / f"{name}.log").read_text(errors="replace").count("attempt.finished")
+        for name in ("workers-a", "workers-b")
+    }
+    assert sum(calls.values()) == 25 and all(calls.values()), calls  # both clusters sent
