@@ -127,13 +127,14 @@ class ConnectionSpec:
         )
 
 
-def _canonical_json(data: Any, *, indent: int | None = None) -> str:
+def canonical_json(data: Any, *, indent: int | None = None) -> str:
+    """Registry data (targets and connections) as checksummed and diffed: sorted keys."""
     separators = (",", ": ") if indent else (",", ":")
     return json.dumps(data, sort_keys=True, indent=indent, separators=separators)
 
 
 def spec_checksum(spec: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_canonical_json(spec).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()
 
 
 def _positive(value: Any, name: str) -> float:
@@ -300,9 +301,10 @@ class ConnectionSyncReport:
     retired: list[str] = dataclasses.field(default_factory=list)
 
 
-def _diff(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> str:
-    old_lines = _canonical_json(old, indent=2).splitlines() if old else []
-    new_lines = _canonical_json(new, indent=2).splitlines()
+def revision_diff(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> str:
+    """A unified diff of two revisions of a registry entry, as stored on each revision."""
+    old_lines = canonical_json(old, indent=2).splitlines() if old else []
+    new_lines = canonical_json(new, indent=2).splitlines()
     return "\n".join(
         difflib.unified_diff(old_lines, new_lines, f"{key} (before)", f"{key} (after)", lineterm="")
     )
@@ -342,7 +344,7 @@ def connections_apply(*, specs: list[ConnectionSpec], actor_label: str) -> Conne
             spec=spec.spec,
             checksum=spec.checksum,
             source_path=str(spec.path),
-            diff=_diff(current.spec if current else None, spec.spec, spec.key),
+            diff=revision_diff(current.spec if current else None, spec.spec, spec.key),
             created_by=actor_label,
         )
         connection.current_revision = revision

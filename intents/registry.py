@@ -7,7 +7,6 @@ becomes a TargetRevision with its checksum and a diff, and an audit event.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import re
@@ -24,9 +23,11 @@ from gateways.connections import (
     ConnectionFileError,
     ConnectionSpec,
     ConnectionSyncReport,
+    canonical_json,
     connections_apply,
     known_channels,
     load_connections_directory,
+    revision_diff,
 )
 from portal.audit.services import Actor, audit_record
 
@@ -82,11 +83,6 @@ class TargetSpec:
     @property
     def checksum(self) -> str:
         return contract_checksum(self.contract)
-
-
-def canonical_json(data: Any, *, indent: int | None = None) -> str:
-    separators = (",", ": ") if indent else (",", ":")
-    return json.dumps(data, sort_keys=True, indent=indent, separators=separators)
 
 
 def contract_checksum(contract: dict[str, Any]) -> str:
@@ -267,14 +263,6 @@ def check_target_connections(specs: list[TargetSpec], connections: list[Connecti
         raise RegistryError("; ".join(problems))
 
 
-def _diff(old: dict[str, Any] | None, new: dict[str, Any], key: str) -> str:
-    old_lines = canonical_json(old, indent=2).splitlines() if old else []
-    new_lines = canonical_json(new, indent=2).splitlines()
-    return "\n".join(
-        difflib.unified_diff(old_lines, new_lines, f"{key} (before)", f"{key} (after)", lineterm="")
-    )
-
-
 def _check_version_moves_forward(spec: TargetSpec, current: TargetRevision) -> None:
     old, new = parse_version(current.version), parse_version(spec.contract["version"])
     if new < old:
@@ -337,7 +325,7 @@ def registry_sync(
                 contract=spec.contract,
                 checksum=spec.checksum,
                 source_path=str(spec.path),
-                diff=_diff(current.contract if current else None, spec.contract, spec.key),
+                diff=revision_diff(current.contract if current else None, spec.contract, spec.key),
                 created_by=actor_label,
             )
             target.current_revision = revision
