@@ -142,6 +142,10 @@ class Intent(models.Model):
     gateway_message_id = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
     generation = models.PositiveIntegerField(default=1)
+    # Made by the service on its own account (a client webhook event's delivery), not
+    # submitted by a client: never shown to one, outside its quota, and it raises no
+    # events of its own.
+    internal = models.BooleanField(default=False)
     # The connection of the latest attempt, and where in the target's list the next
     # attempt starts (a transient failure moves it on: failover).
     connection = models.CharField(max_length=100, blank=True)

@@ -36,7 +36,7 @@ from .models import (
     IntentStatus,
     Receipt,
 )
-from .signals import intents_dead_lettered
+from .signals import intents_changed, intents_dead_lettered
 from .suppressions import recipients_of, suppression_add
 
 _RANK = {
@@ -124,6 +124,8 @@ def receipt_apply(
         if receipt.status == DeliveryStatus.DELIVERED:
             intent.delivered_at = now
         intent.save(update_fields=["delivery_status", "delivered_at", "updated_at"])
+        if receipt.status in FINAL_DELIVERY_STATUSES:
+            intents_changed.send(sender=Intent, changes=[(intent, str(receipt.status))], now=now)
         if receipt.status == DeliveryStatus.UNDELIVERED:
             _undelivered(intent, connection, receipt, now)
         if receipt.status in FINAL_DELIVERY_STATUSES:

@@ -39,6 +39,7 @@ from .selectors import (
     open_intent_count_forget,
     open_intent_count_reaches,
 )
+from .signals import intents_changed
 from .suppressions import recipient_suppressed_check
 
 
@@ -377,6 +378,8 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
                 "updated_at",
             ]
         )
+        if intent.status == IntentStatus.CANCELLED:
+            intents_changed.send(sender=Intent, changes=[(intent, "cancelled")], now=now)
     lifecycle.cancel_recorded(intent)
     return intent
 
@@ -428,6 +431,7 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.lease_expires_at = None
         intent.updated_at = now
         intent.save(update_fields=REOPENED_FIELDS)
+        intents_changed.send(sender=Intent, changes=[(intent, "reopened")], now=now)
     # It is open again without being created: this process's quota estimate cannot see it.
     open_intent_count_forget(tenant_id=intent.tenant_id)
     return intent

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "gateways",
     "intents",
     "deadletters",
+    "portal.events",
 ]
 
 MIDDLEWARE = [
@@ -267,6 +268,12 @@ SUPPRESSION_HASH_KEY = env_secret("SUPPRESSION_HASH_KEY", default="")
 # The Standard Webhooks secret (whsec_…) the built-in simulator connections verify their
 # delivery receipts with; "" = they send none (delivery_status "unknown").
 GATEWAY_SIMULATOR_RECEIPT_SECRET = env_secret("GATEWAY_SIMULATOR_RECEIPT_SECRET", default="")
+# --- client webhooks (portal/events): the key that encrypts endpoints' signing secrets
+# (SECRET_KEY when unset), how long an endpoint may fail every attempt before it is
+# disabled, and the networks (CIDR) a webhook URL may resolve to although private.
+WEBHOOK_SECRETS_KEY = env_secret("WEBHOOK_SECRETS_KEY", default="")
+WEBHOOK_DISABLE_AFTER_S = env.float("WEBHOOK_DISABLE_AFTER_S", default=5 * 24 * 3600.0)
+WEBHOOK_ALLOWED_CIDRS = env.list("WEBHOOK_ALLOWED_CIDRS", default=[])
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)
