@@ -12,7 +12,7 @@ import uuid
 
 from django.db import models
 
-from intents.models import Intent
+from intents.models import Intent, IntentStatus
 from portal.accounts.models import Tenant
 
 EVENT_TYPES = (
@@ -26,6 +26,20 @@ EVENT_TYPES = (
     "intent.reopened",
     "webhook.test",
 )
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
+# A delivery's status from its internal intent's: pending while it waits or is retried,
+# delivered on a 2xx, failed once given up (a dead letter).
+_DELIVERY_STATUS_OF = {
+    IntentStatus.PENDING: "pending",
+    IntentStatus.IN_FLIGHT: "pending",
+    IntentStatus.ACCEPTED: "delivered",
+    IntentStatus.FAILED: "failed",
+    IntentStatus.EXHAUSTED: "failed",
+    IntentStatus.EXPIRED: "failed",
+    IntentStatus.CANCELLED: "cancelled",
+}
 
 
 class EndpointStatus(models.TextChoices):
@@ -100,3 +114,7 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.public_id}"
+
+    @property
+    def delivery_status(self) -> str:
+        return _DELIVERY_STATUS_OF[IntentStatus(self.intent.status)]

@@ -6,10 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from intents.models import IntentStatus
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 
-from .models import EVENT_TYPES, DisabledReason, EndpointStatus, WebhookEvent
+from .models import DELIVERY_STATUSES, EVENT_TYPES, DisabledReason, EndpointStatus
 
 
 class EndpointCreateInputSerializer(serializers.Serializer):
@@ -88,27 +87,14 @@ class EndpointPageSerializer(serializers.Serializer):
         ref_name = "WebhookEndpointPage"
 
 
-DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
-_DELIVERY_STATUS_OF = {
-    IntentStatus.PENDING: "pending",
-    IntentStatus.IN_FLIGHT: "pending",
-    IntentStatus.ACCEPTED: "delivered",
-    IntentStatus.FAILED: "failed",
-    IntentStatus.EXHAUSTED: "failed",
-    IntentStatus.EXPIRED: "failed",
-    IntentStatus.CANCELLED: "cancelled",
-}
-
-
-def delivery_status(event: WebhookEvent) -> str:
-    """pending (waiting or retrying), delivered (a 2xx), failed (given up: a dead letter)."""
-    return _DELIVERY_STATUS_OF[IntentStatus(event.intent.status)]
-
-
 class DeliveryOutputSerializer(serializers.Serializer):
     event_id = serializers.UUIDField(source="public_id", help_text="Also its webhook-id.")
     type = serializers.ChoiceField(choices=EVENT_TYPES)
-    status = serializers.ChoiceField(choices=DELIVERY_STATUSES)
+    status = serializers.ChoiceField(
+        choices=DELIVERY_STATUSES,
+        source="delivery_status",
+        help_text="pending (waiting or retrying), delivered (a 2xx), failed (given up).",
+    )
     attempts = serializers.IntegerField(source="intent.attempts_count")
     last_status_code = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -116,11 +102,6 @@ class DeliveryOutputSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "WebhookDelivery"
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["status"] = delivery_status(instance)
-        return data
 
 
 class DeliveryPageSerializer(serializers.Serializer):

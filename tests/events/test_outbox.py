@@ -125,3 +125,31 @@ def test_deliveries_are_not_the_clients_intents(frozen_clock, scripted, submit, 
     listed = json.loads(api.get("/api/v1/intents").content)["results"]
     assert [row["id"] for row in listed] == [str(intent.public_id)]
     assert api.get(f"/api/v1/intents/{event.public_id}").status_code == 404
+
+
+def test_receipts_and_reopen_raise_their_events(frozen_clock, scripted, submit, make_endpoint):
+    from gateways.base import ParsedReceipt
+    from intents.receipts import receipt_apply
+    from intents.services import intent_reopen
+
+    make_endpoint(event_types=["intent.delivered", "intent.undelivered", "intent.reopened"])
+    delivered = submit()
+    undelivered = submit("+15550100002")
+    run_once()
+    for intent, status in ((delivered, "delivered"), (undelivered, "undelivered")):
+        intent.refresh_from_db()
+        receipt_apply(
+            connection=intent.connection,
+            receipt=ParsedReceipt(message_id=intent.gateway_message_id, status=status),
+        )
+    undelivered.refresh_from_db()
+    intent_reopen(intent=undelivered)
+    events = {
+        (e.type, e.intent.payload_sha256 and json.loads(bytes(e.intent.payload))["data"]["id"])
+        for e in WebhookEvent.objects.select_related("intent")
+    }
+    assert events == {
+        ("intent.delivered", str(delivered.public_id)),
+        ("intent.undelivered", str(undelivered.public_id)),
+        ("intent.reopened", str(undelivered.public_id)),
+    }
