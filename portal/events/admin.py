@@ -40,6 +40,11 @@ def _delivery_links(event: WebhookEvent) -> str:
     return links
 
 
+def _status_code(event: Any) -> str:
+    """The latest attempt's HTTP status (annotated by the selector), or "-"."""
+    return "-" if event.last_status_code is None else str(event.last_status_code)
+
+
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(RecordAdmin):
     view_roles = VIEW_ROLES
@@ -102,7 +107,7 @@ class WebhookEndpointAdmin(RecordAdmin):
                     e.type,
                     e.delivery_status,
                     e.intent.attempts_count,
-                    e.last_status_code if e.last_status_code is not None else "-",
+                    _status_code(e),
                     _delivery_links(e),
                 )
                 for e in events
