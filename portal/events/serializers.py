@@ -117,9 +117,11 @@ class PageParamsSerializer(serializers.Serializer):
     cursor = serializers.CharField(required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        unknown = [name for name in data if name not in self.fields]
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
+        # Like the intent list: an unknown parameter is a typo, a blank one meant something.
+        problems = {name: ["Unknown parameter."] for name in data if name not in self.fields}
+        problems.update({name: ["May not be blank."] for name in data if data.get(name) == ""})
+        if problems:
+            raise serializers.ValidationError(problems)
         return super().to_internal_value(data)
 
     def validate_cursor(self, value: str) -> Cursor:
