@@ -4,23 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from intents.serializers import StrictCharField
 from portal.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
 
 from .models import DELIVERY_STATUSES, EVENT_TYPES, DisabledReason, EndpointStatus
 
+# What the schema promises is accepted: https, a host, an optional port, printable ASCII.
+# (With DEBUG on, for development, http is accepted too.)
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = rf"^https://[A-Za-z0-9.\-]+(:{_PORT})?([/?#][\x21-\x7E]*)?$"
+URL_HELP = "An https URL (http too with DEBUG on, for development)."
+
+
+def _url_field(*, required: bool) -> serializers.CharField:
+    return StrictCharField(
+        max_length=2000,
+        required=required,
+        trim_whitespace=False,
+        help_text=URL_HELP,
+        validators=[_UrlPattern(URL_PATTERN)],
+    )
+
+
+class _UrlPattern(RegexValidator):
+    """The schema's ``pattern`` (https), enforced; with DEBUG on, http matches too."""
+
+    message = "url must be an https URL: a host, an optional port, printable ASCII."
+
+    def __call__(self, value: Any) -> None:
+        if settings.DEBUG and isinstance(value, str) and value.startswith("http://"):
+            value = "https://" + value.removeprefix("http://")
+        super().__call__(value)
+
 
 class EndpointCreateInputSerializer(serializers.Serializer):
-    url = serializers.CharField(
-        max_length=2000, trim_whitespace=False, help_text="https (http only with DEBUG on)."
-    )
+    url = _url_field(required=True)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES),
         required=False,
         help_text="The types sent to it; empty or absent: every type.",
     )
-    description = serializers.CharField(
+    description = StrictCharField(
         max_length=500, required=False, allow_blank=True, trim_whitespace=False
     )
 
@@ -29,7 +57,7 @@ class EndpointCreateInputSerializer(serializers.Serializer):
 
 
 class EndpointUpdateInputSerializer(EndpointCreateInputSerializer):
-    url = serializers.CharField(max_length=2000, required=False, trim_whitespace=False)
+    url = _url_field(required=False)
     status = serializers.ChoiceField(choices=EndpointStatus.choices, required=False)
 
     class Meta:

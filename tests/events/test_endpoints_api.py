@@ -113,7 +113,8 @@ def test_http_is_refused_with_debug_off(hooks_api, settings):
     problem = assert_problem(
         hooks_api.post(BASE, {"url": "http://example.com/hooks"}), 400, "invalid_request"
     )
-    assert problem["errors"] == [{"pointer": "/url", "message": "url must be https."}]
+    [error] = problem["errors"]
+    assert error["pointer"] == "/url" and "https" in error["message"]
     assert hooks_api.post(BASE, {"url": "https://example.com/hooks"}).status_code == 201
 
 
