@@ -19,7 +19,7 @@ from typing import Any
 
 from gateways.connections import canonical_json
 
-from .models import Intent, IntentStatus, Target, TargetRevision
+from .models import Intent, IntentStatus, ReasonCode, Target, TargetRevision
 from .services import canonical_payload
 
 INTERNAL_PREFIX = "internal:"
@@ -103,3 +103,19 @@ def internal_deliveries_create(
             )
         )
     Intent.objects.bulk_create(rows, batch_size=100)
+
+
+def internal_deliveries_cancel(*, public_ids: Any, now: dt.datetime) -> int:
+    """Cancel the open internal deliveries among ``public_ids`` (a list or a subquery of
+    public ids) because their destination is gone: pending ones at once, an in-flight one
+    when its attempt is recorded. Returns how many were cancelled at once."""
+    open_ones = Intent.objects.filter(public_id__in=public_ids, internal=True)
+    open_ones.filter(status=IntentStatus.IN_FLIGHT).update(cancel_requested=True, updated_at=now)
+    return open_ones.filter(status=IntentStatus.PENDING).update(
+        status=IntentStatus.CANCELLED,
+        reason_code=ReasonCode.CANCELLED_BY_CLIENT,
+        finished_at=now,
+        next_attempt_at=None,
+        cancel_requested=True,
+        updated_at=now,
+    )

@@ -4,9 +4,10 @@ Registered with ``gateways.connections`` under ``webhook-endpoint:`` (``apps.py`
 engine asks for the connections of a batch's deliveries at once, and gets one query.
 The secret reference is the sealed secret itself, plus the previous one while a
 rotation overlaps, so the provider signs with both and no database read happens while
-sending. A disabled (or deleted) endpoint serves no connection: its deliveries still due
-are charged an attempt each without a request, until it is enabled again or they end
-as dead letters (replayable then).
+sending. A disabled endpoint serves no connection: its deliveries still due are charged
+an attempt each without a request (``executor_error``), so they go out if it is enabled
+again within their retry window, and end as dead letters (replayable) otherwise.
+Deleting an endpoint cancels them instead.
 """
 
 from __future__ import annotations

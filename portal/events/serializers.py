@@ -49,7 +49,11 @@ class EndpointCreateInputSerializer(serializers.Serializer):
         help_text="The types sent to it; empty or absent: every type.",
     )
     description = StrictCharField(
-        max_length=500, required=False, allow_blank=True, trim_whitespace=False
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        # In the schema too: PostgreSQL cannot store U+0000 in text.
+        validators=[RegexValidator(r"^[^\x00]*$", "May not contain the character U+0000.")],
     )
 
     class Meta:

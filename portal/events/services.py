@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 
 from gateways.secrets import seal
+from intents.internal import internal_deliveries_cancel
 from portal import clock
 from portal.accounts.models import Tenant
 from portal.audit.services import Actor, audit_record
@@ -172,9 +173,13 @@ def _disable(endpoint: WebhookEndpoint, *, reason: str, now: dt.datetime) -> Non
 
 
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
-    """The endpoint and its events go; deliveries still due find no connection."""
+    """The endpoint and its events go; its deliveries not yet made are cancelled."""
     with transaction.atomic():
-        _audit(endpoint, "deleted", actor)
+        cancelled = internal_deliveries_cancel(
+            public_ids=WebhookEvent.objects.filter(endpoint=endpoint).values("intent_id"),
+            now=clock.now(),
+        )
+        _audit(endpoint, "deleted", actor, deliveries_cancelled=cancelled)
         endpoint.delete()
 
 

@@ -153,3 +153,27 @@ def test_https_is_required_with_debug_off(
     run_once()
     assert receiver.received == []
     assert "https" in Attempt.objects.get(connection__startswith="webhook-endpoint:").error
+
+
+def test_a_disabled_endpoints_deliveries_wait_and_go_out_once_enabled(
+    frozen_clock, scripted, submit, make_endpoint, receiver, hooks_api
+):
+    endpoint = make_endpoint()
+    submit()
+    run_once(max_batches=1)  # accepted: its event is due, not yet sent
+    path = f"/api/v1/webhook-endpoints/{endpoint['id']}"
+    hooks_api.request(
+        "PATCH", path, data=json.dumps({"status": "disabled"}), content_type="application/json"
+    )
+    run_once()
+    assert receiver.received == []
+    delivery = Intent.objects.get(internal=True)
+    assert delivery.status == IntentStatus.PENDING  # charged, not sent: it waits
+    hooks_api.request(
+        "PATCH", path, data=json.dumps({"status": "enabled"}), content_type="application/json"
+    )
+    frozen_clock.advance(5)
+    run_once()
+    assert len(receiver.received) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == IntentStatus.ACCEPTED

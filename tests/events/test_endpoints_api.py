@@ -132,10 +132,15 @@ def test_patch_changes_and_refuses_unknown_fields(hooks_api, make_endpoint):
     assert_problem(patch(hooks_api, path, {"status": "paused"}), 400, "invalid_request")
 
 
-def test_delete(hooks_api, make_endpoint):
+def test_delete_cancels_the_deliveries_not_yet_made(frozen_clock, hooks_api, make_endpoint):
+    from intents.models import Intent
+
     endpoint = make_endpoint()
+    hooks_api.post(f"{BASE}/{endpoint['id']}/test")
     assert hooks_api.request("DELETE", f"{BASE}/{endpoint['id']}").status_code == 204
     assert_problem(hooks_api.get(f"{BASE}/{endpoint['id']}"), 404, "not_found")
+    assert Intent.objects.get(internal=True).status == "cancelled"
+    assert run_once() == 0
 
 
 def test_test_event_and_the_deliveries_list(frozen_clock, hooks_api, make_endpoint, receiver):
