@@ -228,6 +228,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several fields are called "status" or hold event types: one named enum each.
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEndpointStatusEnum": "portal.events.models.EndpointStatus",
+        "WebhookDeliveryStatusEnum": "portal.events.models.DELIVERY_STATUSES",
+        "WebhookEventTypeEnum": "portal.events.models.EVENT_TYPES",
+    },
 }
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 # How long a web process trusts an API key it verified (0: never cached). A revoked key,

@@ -51,7 +51,7 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         (path, method)
         for path, item in document["paths"].items()
         for method in item
-        if method in {"get", "post", "delete"}
+        if method in {"get", "post", "patch", "delete"}
     }
     assert operations == {
         ("/api/v1/intents", "post"),
