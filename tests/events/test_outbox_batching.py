@@ -68,3 +68,10 @@ def test_secrets_never_reach_the_logs(
     for secret in (endpoint["secret"], new_secret):
         assert secret not in caplog.text
         assert secret.removeprefix("whsec_") not in caplog.text
+
+
+def test_a_signing_secret_in_free_text_is_redacted():
+    from portal.redaction import redact
+
+    line = redact({"error": "refused whsec_MfKQ9r4gK1Qp5Lh0v2eFJjXb1n2Yc3Zk4aW5sT6uV7w= here"})
+    assert line == {"error": "refused whsec_[redacted] here"}
