@@ -474,6 +474,14 @@ def test_delivered_after_a_bounce_never_goes_back(client, ses_sent) -> None:
     assert intent.delivery_status == "undelivered" and intent.delivered_at is None
 
 
+def test_an_event_dated_before_our_attempt_is_flagged(client, ses_sent) -> None:
+    intent = ses_sent()
+    early = {**DELIVERY, "delivery": {**DELIVERY["delivery"], "timestamp": "2012-05-02T00:54:06Z"}}
+    assert post(client, signed(ses_notification(early))).json()["applied"] == 1
+    row = Receipt.objects.get()
+    assert row.flagged_before_attempt and row.received_at >= intent.finished_at
+
+
 def test_an_unknown_message_id_is_202_and_ignored(client, ses_sent) -> None:
     ses_sent()
     event = {**DELIVERY, "mail": {**MAIL, "messageId": "someone-elses-message"}}
