@@ -84,7 +84,7 @@ MAIL = {
     "messageId": SES_ID,
     "destination": ["recipient@example.com"],
 }
-DELIVERY = {
+DELIVERY: dict[str, Any] = {
     "eventType": "Delivery",
     "mail": MAIL,
     "delivery": {
