@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from intents.models import Attempt
 from portal.accounts.models import Tenant
 from portal.errors import NotFound
 
-from .models import WebhookEndpoint, WebhookEvent
+from .models import DisabledReason, EndpointStatus, WebhookEndpoint, WebhookEvent
 from .services import parse_endpoint_id
 
 
@@ -52,3 +52,18 @@ def recent_deliveries(*, endpoint_ids: list[int] | None = None) -> QuerySet[Webh
     if endpoint_ids is not None:
         events = events.filter(endpoint_id__in=endpoint_ids)
     return _with_delivery_state(events).order_by("-created_at", "-id")
+
+
+def disabled_endpoint_counts() -> dict[str, int]:
+    """Endpoints disabled now, by reason (every reason listed, 0 when none): the
+    ``portal_webhook_endpoints_disabled`` gauge."""
+    counts = dict.fromkeys(DisabledReason.values, 0)
+    rows = (
+        WebhookEndpoint.objects.filter(status=EndpointStatus.DISABLED)
+        .values("disabled_reason")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["disabled_reason"] or DisabledReason.CLIENT] += row["count"]
+    return counts

@@ -73,3 +73,19 @@ def test_tenant_scoped_staff_see_only_their_tenants_endpoints(gone_endpoint, oth
         404,
     )
     assert "intent.accepted" not in client.get("/admin/events/webhookevent/").content.decode()
+
+
+def test_the_disabled_endpoints_gauge_counts_by_reason(gone_endpoint):
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from portal.observability.exposition import scrape_registry
+
+    text = generate_latest(scrape_registry()).decode()
+    [family] = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "portal_webhook_endpoints_disabled"
+    ]
+    values = {sample.labels["reason"]: sample.value for sample in family.samples}
+    assert values == {"gone": 1, "failing": 0, "client": 0, "operator": 0}
