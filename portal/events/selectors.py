@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from intents.models import Attempt
@@ -9,7 +11,13 @@ from portal.accounts.models import Tenant
 from portal.errors import NotFound
 
 from .models import DisabledReason, EndpointStatus, WebhookEndpoint, WebhookEvent
-from .services import parse_endpoint_id
+
+
+def parse_endpoint_id(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def endpoints_for_tenant(*, tenant: Tenant) -> QuerySet[WebhookEndpoint]:

@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import logging
 import secrets
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +35,8 @@ ROTATION_OVERLAP = dt.timedelta(hours=24)
 URL_MAX_LENGTH = 2000
 DESCRIPTION_MAX_LENGTH = 500
 EDITABLE_FIELDS = ("url", "event_types", "description", "status")
+# What enabling or disabling writes, besides the edited fields.
+STATUS_FIELDS = ["status", "disabled_at", "disabled_reason", "failing_since", "updated_at"]
 
 
 def new_signing_secret() -> str:
@@ -154,7 +155,12 @@ def webhook_endpoint_update(
             else:
                 _disable(endpoint, reason=DisabledReason.CLIENT, now=now)
         endpoint.updated_at = now
-        endpoint.save()
+        endpoint.save(
+            update_fields=[
+                *(f for f in EDITABLE_FIELDS if f in changes and f != "status"),
+                *STATUS_FIELDS,
+            ]
+        )
         _audit(endpoint, "updated", actor, fields=sorted(changes), status=endpoint.status)
     return endpoint
 
@@ -227,7 +233,7 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: Actor) -> Webho
         previous_reason = endpoint.disabled_reason
         _enable(endpoint)
         endpoint.updated_at = clock.now()
-        endpoint.save()
+        endpoint.save(update_fields=STATUS_FIELDS)
         _audit(endpoint, "enabled", actor, previous_reason=previous_reason)
     return endpoint
 
@@ -251,10 +257,3 @@ def webhook_endpoint_auto_disable(
             "detail": detail,
         },
     )
-
-
-def parse_endpoint_id(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
