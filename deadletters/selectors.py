@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 
 from intents.models import IntentStatus
@@ -27,6 +27,7 @@ from portal.sql_limits import IN_LIST_CHUNK
 from .errors import DeadLetterNotFound, ReplayRequestNotFound
 from .models import (
     DEAD_LETTER_REASONS,
+    SETTLED_STATUSES,
     DeadLetter,
     DeadLetterStatus,
     Evidence,
@@ -293,6 +294,36 @@ def dead_letters_by_public_ids(
     seen = {dead_letter.public_id for dead_letter in found}
     missing.extend(text for key, text in keys.items() if key not in seen)
     return found, missing
+
+
+# A finished replay request no longer needs its dead letters.
+FINISHED_REPLAY_STATUSES = (ReplayStatus.DONE, ReplayStatus.REJECTED, ReplayStatus.EXPIRED)
+
+
+def purgeable_dead_letters(*, now: dt.datetime) -> QuerySet[DeadLetter]:
+    """Settled dead letters past ``retention_until`` that no unfinished replay names."""
+    in_unfinished_replay = ReplayItem.objects.filter(dead_letter=OuterRef("pk")).exclude(
+        request__status__in=FINISHED_REPLAY_STATUSES
+    )
+    return DeadLetter.objects.filter(status__in=SETTLED_STATUSES, retention_until__lt=now).exclude(
+        Exists(in_unfinished_replay)
+    )
+
+
+def dead_letters_keeping_their_intent(*, now: dt.datetime, purged: bool) -> QuerySet[DeadLetter]:
+    """Dead letters that keep their intent from retention: every one left once the
+    purgeable ones are ``purged``; before that (a dry run), those the purge would keep."""
+    kept = DeadLetter.objects.all()
+    if not purged:
+        kept = kept.exclude(pk__in=purgeable_dead_letters(now=now).values("pk"))
+    return kept
+
+
+def replay_holds_dead_letter_of(*, intent_id: int, generation: int) -> bool:
+    """Whether a pending replay request holds the dead letter of this intent generation."""
+    return DeadLetter.objects.filter(
+        intent_id=intent_id, generation=generation, status=DeadLetterStatus.REPLAY_PENDING
+    ).exists()
 
 
 def evidence_for(*, dead_letter: DeadLetter) -> QuerySet[Evidence]:

@@ -38,6 +38,7 @@ from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
 from .signals import intents_dead_lettered
 from .suppressions import recipients_of, suppression_add
+from .transitions import finish, release_lease
 
 EXECUTION_FIELDS = (
     "id",
@@ -244,16 +245,14 @@ def _record_connection_health(
 
 
 def _apply(intent: Intent, decision: Decision, *, now: dt.datetime, message_id: str = "") -> None:
-    intent.status = decision.status
-    intent.next_attempt_at = decision.next_attempt_at
-    intent.lease_owner = ""
-    intent.lease_expires_at = None
-    intent.updated_at = now
     if message_id:
         intent.gateway_message_id = message_id
     if decision.is_terminal:
-        intent.reason_code = decision.reason_code
-        intent.finished_at = now
+        finish(intent, status=decision.status, reason_code=decision.reason_code, now=now)
+    else:
+        intent.status = decision.status
+        intent.next_attempt_at = decision.next_attempt_at
+        release_lease(intent, now=now)
 
 
 # Outcomes after which nobody knows whether the message reached the recipient.

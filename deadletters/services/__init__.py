@@ -17,6 +17,7 @@ from .dead_letters import (
     dead_letter_discard,
     dead_letter_resolve,
     dead_letters_create_for,
+    dead_letters_resolve_for_intent,
 )
 from .evidence import (
     evidence_add_file,
@@ -35,13 +36,18 @@ from .replay_requests import (
     replay_plan,
     replay_request_create,
 )
+from .retention import DeadLettersPurged, dead_letters_purge, dead_letters_purge_count
 
 __all__ = [
+    "DeadLettersPurged",
     "ReplayPlan",
     "dead_letter_assign",
     "dead_letter_discard",
     "dead_letter_resolve",
     "dead_letters_create_for",
+    "dead_letters_purge",
+    "dead_letters_purge_count",
+    "dead_letters_resolve_for_intent",
     "evidence_add_file",
     "evidence_add_link",
     "evidence_add_note",

@@ -128,18 +128,42 @@ def _close(
                 f"Only open dead letters can be {status}; {locked.public_id} is "
                 f"{locked.status}{hint}."
             )
-        locked.status = status
-        locked.updated_at = clock.now()
-        locked.save(update_fields=["status", "updated_at"])
-        audit_record(
-            actor=Actor.user(actor),
+        _settle(
+            locked,
+            status=status,
             action=action,
-            object_type="dead_letter",
-            object_id=str(locked.public_id),
-            data={"reason": text, "intent": str(locked.intent.public_id)},
+            actor=Actor.user(actor),
+            reason=text,
+            intent_public_id=locked.intent.public_id,
+            now=clock.now(),
             ip_address=ip_address,
         )
     return locked
+
+
+def _settle(
+    locked: DeadLetter,
+    *,
+    status: DeadLetterStatus,
+    action: str,
+    actor: Actor,
+    reason: str,
+    intent_public_id: object,
+    now: dt.datetime,
+    ip_address: str | None = None,
+) -> None:
+    """Write a locked dead letter's closing status with its audit event."""
+    locked.status = status
+    locked.updated_at = now
+    locked.save(update_fields=["status", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=action,
+        object_type="dead_letter",
+        object_id=str(locked.public_id),
+        data={"reason": reason, "intent": str(intent_public_id)},
+        ip_address=ip_address,
+    )
 
 
 def dead_letter_resolve(
@@ -168,3 +192,28 @@ def dead_letter_discard(
         action="dead_letter.discarded",
         ip_address=ip_address,
     )
+
+
+def dead_letters_resolve_for_intent(
+    *, intent: Intent, actor: Actor, reason: str, now: dt.datetime
+) -> int:
+    """Resolve the open dead letters of ``intent``'s current generation, each audited
+    (``dead_letter.resolved``), in the caller's transaction: the intent was settled
+    outside a replay (reconciliation). Returns how many were resolved."""
+    with transaction.atomic():
+        open_letters = DeadLetter.objects.select_for_update().filter(
+            intent=intent, generation=intent.generation, status=DeadLetterStatus.OPEN
+        )
+        resolved = 0
+        for locked in open_letters.order_by("pk"):
+            _settle(
+                locked,
+                status=DeadLetterStatus.RESOLVED,
+                action="dead_letter.resolved",
+                actor=actor,
+                reason=reason,
+                intent_public_id=intent.public_id,
+                now=now,
+            )
+            resolved += 1
+    return resolved
