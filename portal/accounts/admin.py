@@ -8,7 +8,7 @@ through ``users.user_save``, which audits it; this admin only names the acting u
 TOTP devices have no admin of their own: enrolment needs an invitation (``manage.py
 invite_staff``) and a reset is an audited action on the user.
 
-Tenants and API keys live in ``admin_tenants.py``.
+API keys live in ``admin_api_keys.py``; tenants in ``portal/console/admin.py``.
 """
 
 from __future__ import annotations
@@ -180,5 +180,6 @@ class PortalAccessAttemptAdmin(RoleRequiredAdminMixin, AccessAttemptAdmin):
             )
 
 
-# Tenants and API keys: registered on import (portal/accounts/admin_tenants.py).
-from . import admin_tenants  # noqa: E402, F401
+# API keys: registered on import (portal/accounts/admin_api_keys.py). Tenants: a cross-app
+# screen, in portal/console/admin.py.
+from . import admin_api_keys  # noqa: E402, F401

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.conf import settings
@@ -132,11 +132,21 @@ TENANT_LIMIT_FIELDS = (
 )
 
 
-def _registered_target_keys() -> set[str]:
-    # Imported here: the intents app builds on the accounts models (tenants).
-    from intents.models import Target
+# The target registry lives in ``intents``, a layer above this app: it registers how to
+# list its keys once it is ready (intents/apps.py), so the allowed-targets rule stays here
+# without an upward import.
+_target_catalogue: list[Callable[[], Iterable[str]]] = []
 
-    return set(Target.objects.values_list("key", flat=True))
+
+def target_catalogue_register(keys: Callable[[], Iterable[str]]) -> None:
+    """Install the function that lists the registered target keys (one; the last wins)."""
+    _target_catalogue[:] = [keys]
+
+
+def _registered_target_keys() -> set[str]:
+    if not _target_catalogue:
+        raise RuntimeError("No target registry is installed to check allowed_targets against.")
+    return set(_target_catalogue[0]())
 
 
 def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
