@@ -104,15 +104,7 @@ class PlanFilterForm(forms.Form):
         return text
 
     def filters(self) -> ReplayFilters:
-        data = self.cleaned_data
-        return ReplayFilters.parse(
-            reason_code=data.get("reason"),
-            target_key=data.get("target"),
-            tenant=data.get("tenant"),
-            since=data.get("since"),
-            until=data.get("until"),
-            dead_letter_ids=data.get("ids"),
-        )
+        return ReplayFilters.from_input(self.cleaned_data, dead_letters="ids")
 
 
 class ReplayReasonForm(forms.Form):

@@ -144,15 +144,30 @@ class ReplayFilters:
         )
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ReplayFilters:
+    def from_input(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        reason: str = "reason",
+        tenant: str = "tenant",
+        dead_letters: str = "dead_letters",
+    ) -> ReplayFilters:
+        """The one mapping from input names to filters, for the plan form, the ``replay``
+        command and the stored JSON alike: ``reason``, ``target``, ``tenant``, ``since``,
+        ``until``, ``dead_letters``; a caller whose input names one differently says so."""
         return cls.parse(
-            reason_code=data.get("reason"),
+            reason_code=data.get(reason),
             target_key=data.get("target"),
-            tenant=data.get("tenant_id"),
+            tenant=data.get(tenant),
             since=data.get("since"),
             until=data.get("until"),
-            dead_letter_ids=data.get("dead_letters"),
+            dead_letter_ids=data.get(dead_letters),
         )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReplayFilters:
+        """Filters as ``to_json`` stored them (the tenant by id; its name is for display)."""
+        return cls.from_input(data, tenant="tenant_id")
 
     def to_json(self) -> dict[str, Any]:
         """The filters as stored on the request (only those set)."""
