@@ -11,6 +11,7 @@ from django.db import transaction
 
 from portal.audit.services import Actor, audit_record
 from portal.observability import metrics
+from portal.sql_limits import column_width
 
 from .models import (
     DEAD_LETTER_STATUSES,
@@ -23,7 +24,7 @@ from .models import (
 )
 from .transitions import FINISHED_FIELDS, finish
 
-MESSAGE_ID_MAX = Intent._meta.get_field("gateway_message_id").max_length or 0
+MESSAGE_ID_MAX = column_width(Intent, "gateway_message_id")
 
 
 def intent_lock_timed_out(*, intent_id: int) -> tuple[Intent, str | None]:

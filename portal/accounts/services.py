@@ -17,6 +17,7 @@ from .models import ALL_SCOPES, ApiKey, Tenant
 
 API_KEY_NAME_MAX = 50  # AbstractAPIKey.name
 TENANT_NAME_MAX = 100
+STATE_REASON_MAX_CHARS = 2_000  # why a tenant was disabled or enabled, as audited
 
 
 def tenant_create(*, name: str, actor: Actor, ip_address: str | None = None) -> tuple[Tenant, bool]:
@@ -258,7 +259,7 @@ def tenant_set_active(
             action="tenant.enabled" if active else "tenant.disabled",
             object_type="tenant",
             object_id=locked.pk,
-            data={"name": locked.name, "reason": reason.strip()[:2000]},
+            data={"name": locked.name, "reason": reason.strip()[:STATE_REASON_MAX_CHARS]},
             ip_address=ip_address,
         )
     return locked, True
