@@ -1,4 +1,7 @@
-"""Four-eyes replay requests: the plan, the request, the decision (with step-up), expiry."""
+"""Replay requests: the plan (a preview of what a filter matches) and the request itself.
+
+Deciding and expiring a request: ``replay_decisions``; executing it: ``replay_execution``.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from ..errors import AlreadyInReplay, InvalidTransition, NothingToReplay
 from ..models import DeadLetter, DeadLetterStatus, ReplayItem, ReplayRequest, ReplayStatus
 from ..selectors import ReplayFilters
 from ._common import MAX_REASON_CHARS, require_text, set_status
+
+AUDITED_IDS = 100  # dead letter ids named in a request's audit event (the count is exact)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,34 +63,10 @@ def replay_request_create(
     """
     require_role(requested_by, OPERATORS)
     text = require_text(reason, name="reason", max_chars=MAX_REASON_CHARS)
-    if (dead_letter_ids is None) == (filters is None):
-        raise InvalidRequest("Give either dead letter ids or filters, not both or neither.")
-    ids = (
-        None
-        if dead_letter_ids is None
-        else [str(i).strip() for i in dead_letter_ids if str(i).strip()]
-    )
-    if ids is not None and not ids:
-        raise InvalidRequest("Give at least one dead letter id.")
+    ids = _requested_ids(dead_letter_ids, filters)
     with transaction.atomic():
         now = clock.now()
-        if ids is not None:
-            chosen = _lock_by_ids(ids=ids, user=requested_by)
-        else:
-            if filters is None:  # ids or filters, checked above
-                raise RuntimeError("replay_request_create needs ids or filters.")
-            chosen = list(
-                selectors.open_dead_letters_matching(
-                    filters=filters, user=requested_by
-                ).select_for_update()[: settings.REPLAY_MAX_ITEMS + 1]
-            )
-            if not chosen:
-                raise NothingToReplay(f"No open dead letter matches {filters.describe()}.")
-        if len(chosen) > settings.REPLAY_MAX_ITEMS:
-            raise InvalidRequest(
-                f"A request may hold at most {settings.REPLAY_MAX_ITEMS} dead letters; "
-                "narrow the filters."
-            )
+        chosen = _lock_chosen(ids=ids, filters=filters, user=requested_by)
         request = ReplayRequest.objects.create(
             reason=text,
             filters=filters.to_json() if filters is not None else {},
@@ -110,12 +91,51 @@ def replay_request_create(
                 "reason": text,
                 "filters": request.filters,
                 "count": len(chosen),
-                "dead_letters": [str(dl.public_id) for dl in chosen[:100]],
+                "dead_letters": [str(dl.public_id) for dl in chosen[:AUDITED_IDS]],
                 "expires_at": request.expires_at.isoformat(),
             },
             ip_address=ip_address,
         )
     return request
+
+
+def _requested_ids(
+    dead_letter_ids: Iterable[Any] | None, filters: ReplayFilters | None
+) -> list[str] | None:
+    """The ids asked for (``None``: by filters); refuses both, neither, or an empty list."""
+    if (dead_letter_ids is None) == (filters is None):
+        raise InvalidRequest("Give either dead letter ids or filters, not both or neither.")
+    if dead_letter_ids is None:
+        return None
+    ids = [str(i).strip() for i in dead_letter_ids if str(i).strip()]
+    if not ids:
+        raise InvalidRequest("Give at least one dead letter id.")
+    return ids
+
+
+def _lock_chosen(
+    *, ids: list[str] | None, filters: ReplayFilters | None, user: Any
+) -> list[DeadLetter]:
+    """Lock the dead letters a request will hold: the ids given, or the open ones matching
+    ``filters``; refuses more than ``REPLAY_MAX_ITEMS``."""
+    if ids is not None:
+        chosen = _lock_by_ids(ids=ids, user=user)
+    elif filters is not None:
+        chosen = list(
+            selectors.open_dead_letters_matching(filters=filters, user=user).select_for_update()[
+                : settings.REPLAY_MAX_ITEMS + 1
+            ]
+        )
+        if not chosen:
+            raise NothingToReplay(f"No open dead letter matches {filters.describe()}.")
+    else:  # _requested_ids refused this already
+        raise RuntimeError("replay_request_create needs ids or filters.")
+    if len(chosen) > settings.REPLAY_MAX_ITEMS:
+        raise InvalidRequest(
+            f"A request may hold at most {settings.REPLAY_MAX_ITEMS} dead letters; "
+            "narrow the filters."
+        )
+    return chosen
 
 
 def _lock_by_ids(*, ids: list[str], user: Any) -> list[DeadLetter]:

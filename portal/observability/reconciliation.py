@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 DEFAULT_LOOKBACK = dt.timedelta(days=7)
+DEFAULT_LIMIT = 500  # intents listed (and asked about) per run
 
 # What happened to one listed intent.
 MANUAL_REVIEW = "manual_review"  # the adapter cannot be asked
@@ -70,7 +71,7 @@ def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[TimedOutIntent
     return list(selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)[:limit])
 
 
-def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem]:
+def reconcile_timeouts(*, resolve: bool, limit: int = DEFAULT_LIMIT) -> list[ReconcileItem]:
     """List (and with ``resolve``, settle) intents whose last attempt timed out."""
     now = clock.db_now()
     candidates = timed_out_candidates(now=now, limit=limit)
