@@ -12,8 +12,9 @@ from portal.accounts.roles import tenant_ids_visible_to
 from portal.accounts.stepup import StepUpForm
 from portal.errors import InvalidRequest
 
+from .filters import ReplayFilters
 from .models import DEAD_LETTER_REASONS
-from .selectors import ReplayFilters, assignable_users
+from .selectors import assignable_users
 
 _TEXTAREA = forms.Textarea(attrs={"rows": 3, "cols": 60})
 

@@ -20,8 +20,8 @@ from portal.errors import InvalidRequest
 
 from .. import selectors
 from ..errors import AlreadyInReplay, InvalidTransition, NothingToReplay
+from ..filters import ReplayFilters
 from ..models import DeadLetter, DeadLetterStatus, ReplayItem, ReplayRequest, ReplayStatus
-from ..selectors import ReplayFilters
 from ._common import MAX_REASON_CHARS, require_text, set_status
 
 AUDITED_IDS = 100  # dead letter ids named in a request's audit event (the count is exact)

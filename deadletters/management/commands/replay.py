@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deadletters import selectors, services
+from deadletters.filters import ReplayFilters
 from deadletters.models import DEAD_LETTER_REASONS, ReplayRequest, ReplayStatus
-from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
 from portal.timefmt import format_instant
 
