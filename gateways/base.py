@@ -135,6 +135,9 @@ class ParsedReceipt:
     error_code: str = ""  # the provider's error code, when it gave one
     occurred_at: Any = None  # aware datetime on the provider's clock, or None
     permanent: bool = False  # the code says this recipient can never be reached
+    # The recipients the report is about, where the provider names them (an email to
+    # several addresses can bounce for one): only these are suppressed. Empty: all.
+    recipients: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ _T = TypeVar("_T")
 
 
 def wait_for(condition: Callable[[], _T | None], *, timeout: float, what: str) -> _T:
+    """``condition()``'s first truthy value, asked every 0.1 s until ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
