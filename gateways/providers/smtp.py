@@ -14,7 +14,9 @@ mailbox does not exist or is not ours to reach.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import email.utils
+import functools
 import re
 import ssl
 from collections.abc import Mapping, Sequence
@@ -84,7 +86,7 @@ def build_email(
     bcc = addresses(payload.get("bcc"), "bcc")
     reply_to = addresses(payload.get("reply_to"), "reply_to")
     mail = EmailMessage()
-    mail["From"] = sender
+    mail["From"] = _sender_header(sender)
     mail["To"] = ", ".join(to)
     if cc:
         mail["Cc"] = ", ".join(cc)
@@ -109,8 +111,26 @@ def build_email(
     return mail, to + cc + bcc
 
 
+@functools.lru_cache(maxsize=64)
+def _sender_header(sender: str) -> Any:
+    """The parsed ``From`` header of a connection's sender, parsed once: headers are
+    immutable, and parsing an address header is most of the cost of building a message."""
+    return email.policy.default.header_factory("From", sender)
+
+
+@functools.lru_cache(maxsize=64)
+def _sender_domain(sender: str) -> str:
+    return email.utils.parseaddr(sender)[1].rpartition("@")[2] or "submission-portal"
+
+
+@functools.lru_cache(maxsize=64)
+def envelope_sender(sender: str) -> str:
+    """The bare address of the ``from`` setting, for ``MAIL FROM``."""
+    return email.utils.parseaddr(sender)[1] or sender
+
+
 def message_id_for(idempotency_key: str, sender: str) -> str:
-    domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "submission-portal"
+    domain = _sender_domain(sender)
     local = re.sub(r"[^A-Za-z0-9.\-_+]", "-", idempotency_key)
     return f"<{local}@{domain}>"
 
@@ -186,9 +206,8 @@ class SmtpProvider(ProviderBase):
             sender=sender,
             message_id=message_id_for(message.idempotency_key, sender),
         )
-        envelope_sender = email.utils.parseaddr(sender)[1] or sender
         async with self._slots():
-            return await self._deliver(mail, envelope_sender, recipients, timeout_s)
+            return await self._deliver(mail, envelope_sender(sender), recipients, timeout_s)
 
     def _slots(self) -> asyncio.Semaphore:
         """At most ``max_connections`` SMTP sessions at once: a batch sends its messages
