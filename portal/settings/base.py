@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "gateways",
     "intents",
     "deadletters",
+    "portal.console",  # the composition layer: cross-app admin screens and demo commands
 ]
 
 MIDDLEWARE = [
