@@ -8,7 +8,9 @@ through Django's test client (the full middleware and DRF stack, no network) and
 the engine's claim + execute + record over ``--messages`` intents inline (no django-q2).
 For each it prints per-phase wall time without the profiler, the SQL statements per
 unit of work, and the top functions by cumulative and own time. Last, it times the
-open-intent quota query at ``--quota-sizes`` open intents. Drops its databases on exit.
+open-intent quota query at ``--quota-sizes`` open intents. ``--receipts N`` first
+posts N signed simulator receipts (``POST /hooks/receipts/simulator-sms``, as the
+``receipts`` section) and prints their statements and profile. Drops its databases on exit.
 """
 
 from __future__ import annotations
