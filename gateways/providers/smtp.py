@@ -86,7 +86,7 @@ def build_email(
     bcc = addresses(payload.get("bcc"), "bcc")
     reply_to = addresses(payload.get("reply_to"), "reply_to")
     mail = EmailMessage()
-    mail["From"] = _sender_header(sender)
+    mail["From"] = _parsed_header("From", sender)
     mail["To"] = ", ".join(to)
     if cc:
         mail["Cc"] = ", ".join(cc)
@@ -94,7 +94,7 @@ def build_email(
         mail["Reply-To"] = ", ".join(reply_to)
     mail["Subject"] = str(payload["subject"])
     mail["Message-ID"] = message_id
-    mail["Date"] = email.utils.formatdate(localtime=False)
+    mail["Date"] = _parsed_header("Date", email.utils.formatdate(localtime=False))
     extra = payload.get("headers") or {}
     if not isinstance(extra, Mapping):
         raise GatewayPayloadError("email headers must be an object")
@@ -111,11 +111,12 @@ def build_email(
     return mail, to + cc + bcc
 
 
-@functools.lru_cache(maxsize=64)
-def _sender_header(sender: str) -> Any:
-    """The parsed ``From`` header of a connection's sender, parsed once: headers are
-    immutable, and parsing an address header is most of the cost of building a message."""
-    return email.policy.default.header_factory("From", sender)
+@functools.lru_cache(maxsize=256)
+def _parsed_header(name: str, value: str) -> Any:
+    """A header parsed once per value: headers are immutable, and parsing them is most
+    of the cost of building a message. For values that repeat: the connection's sender,
+    the ``Date`` of the current second."""
+    return email.policy.default.header_factory(name, value)
 
 
 @functools.lru_cache(maxsize=64)
