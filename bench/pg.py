@@ -113,7 +113,7 @@ INSERT INTO intents_intent (
     contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
     attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
     cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-    connection, connection_cursor, traceparent, created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
+    connection, connection_cursor, traceparent, internal, created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
 )
 SELECT
     gen_random_uuid(), %(prefix)s || g, t.key, '', r.version,
@@ -122,7 +122,7 @@ SELECT
     (r.contract ->> 'attempt_timeout_s')::float,
     %(first_due)s::timestamptz + (g - 1) * %(spacing)s::interval, '', NULL,
     now() + interval '2 days',
-    false, '', '', '', 1, '', 0, '',
+    false, '', '', '', 1, '', 0, '', false,
     now(), now(), NULL, %(tenant_id)s, t.id, r.id
 FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
 CROSS JOIN intents_target AS t

@@ -34,7 +34,7 @@ WITH accepted AS (
         contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
         attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
         cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-        connection, connection_cursor, traceparent, delivery_status,
+        connection, connection_cursor, traceparent, internal, delivery_status,
         created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
     )
     SELECT
@@ -44,7 +44,7 @@ WITH accepted AS (
         (r.contract ->> 'attempt_timeout_s')::float,
         NULL, '', NULL, now() + interval '10 minutes',
         false, 'gateway_accepted', %(prefix)s || g, '', 1,
-        %(connection)s, 0, '', 'unknown',
+        %(connection)s, 0, '', false, 'unknown',
         now() - interval '1 minute', now() - interval '50 seconds', now() - interval '50 seconds',
         %(tenant_id)s, t.id, r.id
     FROM generate_series(1, %(count)s::bigint) AS g
