@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from gateways.selectors import circuit_state_values
 from portal import clock
 from portal.audit.selectors import audit_head_sequence
+from portal.escalation.selectors import open_episode_counts
 
 from . import selectors
 from .logging import get_logger
@@ -49,6 +50,7 @@ class DatabaseCollector:
             heartbeat_ages = selectors.heartbeat_ages(now=now)
             circuits = circuit_state_values()
             audit_head = audit_head_sequence()
+            episodes_open = open_episode_counts()
         except DatabaseError as exc:
             logger.warning("metrics.database_unavailable", error=str(exc))
             up.add_metric([], 0)
@@ -111,6 +113,14 @@ class DatabaseCollector:
         for key, state in sorted(circuits.items()):
             circuit.add_metric([key], state)
         yield circuit
+        escalations = GaugeMetricFamily(
+            "portal_escalation_episodes_open",
+            "Escalation episodes open now, by rule kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(episodes_open.items()):
+            escalations.add_metric([kind], count)
+        yield escalations
         # A checkpoint of the audit chain outside the database: Prometheus keeps its
         # history, so a tail cut later (head row rewritten too) shows as a drop, and
         # `audit_verify --expect-at-least` can check against the highest value seen.
