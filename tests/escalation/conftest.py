@@ -94,7 +94,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def registry(tmp_path, settings, receiver, monkeypatch):
+def registry(db, tmp_path, settings, receiver, monkeypatch):
     """``registry(rules_toml)``: ops connections pointing at ``receiver`` and the given
     escalations file, loaded through ``sync_targets``; returns the command's output."""
     monkeypatch.setenv("ESC_PD_ROUTING_KEY", ROUTING_KEY)
