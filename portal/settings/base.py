@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.audit",
     "portal.observability",
+    "portal.backups",
     "gateways",
     "intents",
     "deadletters",
