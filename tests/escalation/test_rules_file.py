@@ -27,11 +27,12 @@ def test_rules_are_loaded_with_revisions_and_audit(registry) -> None:
     registry(GOOD.replace("120", "300"))
     registry(GOOD.replace("120", "300"))
 
-    rule = EscalationRule.objects.get()
-    assert rule.current_revision.spec["parameters"] == {"older_than_s": 300.0}
-    assert rule.current_revision.spec["severity"] == "error"
+    revision = EscalationRule.objects.get().current_revision
+    assert revision is not None
+    assert revision.spec["parameters"] == {"older_than_s": 300.0}
+    assert revision.spec["severity"] == "error"
     assert EscalationRuleRevision.objects.count() == 2
-    assert '"older_than_s": 300.0' in rule.current_revision.diff
+    assert '"older_than_s": 300.0' in revision.diff
     assert list(
         AuditEvent.objects.filter(object_type="escalation_rule").values_list("action", flat=True)
     ) == ["escalation_rule.created", "escalation_rule.revised"]
