@@ -49,7 +49,8 @@ def dead_letters_burst(parameters: dict[str, Any], now: dt.datetime) -> list[Fin
     return [
         Finding(
             subject=f"{parameters['per']}:{row[field]}",
-            summary=f"{row['n']} dead letters opened in {minutes:g} min for "
+            summary=f"{row['n']} dead letter{'' if row['n'] == 1 else 's'} opened in "
+            f"{minutes:g} min for "
             f"{parameters['per']} {row[field]}",
             details={"opened": row["n"], "window_minutes": minutes, parameters["per"]: row[field]},
         )
