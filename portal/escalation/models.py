@@ -101,6 +101,9 @@ class Notification(models.Model):
         max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    # While one evaluator sends, no other may: it claimed the row until then. A claim
+    # whose evaluator died runs out, and the notification is sent again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

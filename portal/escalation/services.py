@@ -3,9 +3,12 @@ sent through the destinations' providers.
 
 Each rule is evaluated under a lock on its row, so two evaluators running at once (two
 workers picking up the schedule) serialise per rule: the second sees the episode the
-first opened. Every notification is a row, sent under a lock on that row and marked
-sent in the same transaction, so it goes out once; a send that fails transiently stays
-pending and is retried by the next evaluation, without a new episode.
+first opened. Every notification is a row that one evaluator claims (a conditional
+UPDATE, no lock held while the provider answers) before sending it, so it goes out
+once; a send that fails transiently stays pending and is retried by the next
+evaluation, without a new episode. An evaluator that dies mid-send leaves a claim that
+runs out, and the notification is sent again: PagerDuty folds it by ``dedup_key``, a
+webhook receiver by ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import dataclasses
 import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 
 from gateways.base import Outcome
 from gateways.connections import connection_specs
@@ -37,6 +41,8 @@ from .notify import build_message, send
 from .rules import DESTINATION_PROVIDERS
 
 logger = get_logger(__name__)
+# A claim outlives the send's hard timeout by this much before another may retry it.
+CLAIM_MARGIN_S = 30.0
 AUDIT_ACTIONS = {
     NotificationAction.TRIGGER: "escalation.triggered",
     NotificationAction.RESOLVE: "escalation.resolved",
@@ -154,37 +160,44 @@ def notifications_send_pending(*, now: dt.datetime, report: EvaluationReport) ->
         _send_one(notification_id=notification_id, now=now, report=report)
 
 
+def _claim(*, notification_id: int, now: dt.datetime) -> bool:
+    """Take the notification for one send: a conditional UPDATE, so of two evaluators
+    exactly one gets it, and no lock is held while the provider answers."""
+    free = Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
+    hold = dt.timedelta(seconds=settings.ESCALATION_SEND_TIMEOUT_S + CLAIM_MARGIN_S)
+    claimed = Notification.objects.filter(
+        free, pk=notification_id, status=NotificationStatus.PENDING
+    ).update(claimed_until=now + hold, attempts=F("attempts") + 1)
+    return claimed == 1
+
+
 def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationReport) -> None:
-    with transaction.atomic():
-        notification = (
-            Notification.objects.select_for_update()
-            .select_related("episode__rule")
-            .get(pk=notification_id)
-        )
-        if notification.status != NotificationStatus.PENDING:
-            return  # another evaluator sent it while we waited for the lock
-        episode = notification.episode
-        if notification.action == NotificationAction.RESOLVE and (
-            Notification.objects.filter(
-                episode=episode,
-                destination=notification.destination,
-                action=NotificationAction.TRIGGER,
-                status=NotificationStatus.PENDING,
-            ).exists()
-        ):
-            return  # the trigger goes first
-        spec = connection_specs([notification.destination]).get(notification.destination)
-        if spec is None or spec.spec["provider"] not in DESTINATION_PROVIDERS:
-            _give_up(notification, "connection is not an active ops destination", report)
-            return
-        result = send(spec, build_message(spec, episode, notification))
-        notification.attempts += 1
-        if result.outcome is Outcome.ACCEPTED:
+    notification = Notification.objects.select_related("episode__rule").get(pk=notification_id)
+    episode = notification.episode
+    if notification.action == NotificationAction.RESOLVE and (
+        Notification.objects.filter(
+            episode=episode,
+            destination=notification.destination,
+            action=NotificationAction.TRIGGER,
+            status=NotificationStatus.PENDING,
+        ).exists()
+    ):
+        return  # the trigger goes first
+    if not _claim(notification_id=notification_id, now=now):
+        return  # sent, or being sent, by another evaluator
+    notification.refresh_from_db(fields=["attempts", "claimed_until"])
+    spec = connection_specs([notification.destination]).get(notification.destination)
+    if spec is None or spec.spec["provider"] not in DESTINATION_PROVIDERS:
+        _give_up(notification, "connection is not an active ops destination", report)
+        return
+    result = send(spec, build_message(spec, episode, notification))
+    notification.claimed_until = None
+    if result.outcome is Outcome.ACCEPTED:
+        with transaction.atomic():
             notification.status = NotificationStatus.SENT
             notification.sent_at = now
             notification.last_error = ""
-            notification.save(update_fields=["status", "sent_at", "last_error", "attempts"])
-            report.sent += 1
+            notification.save(update_fields=["status", "sent_at", "last_error", "claimed_until"])
             audit_record(
                 actor=Actor.system("escalation"),
                 action=AUDIT_ACTIONS[NotificationAction(notification.action)],
@@ -201,27 +214,34 @@ def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationRepor
                     "attempts": notification.attempts,
                 },
             )
-            return
-        error = (result.error or result.outcome.value)[:500]
-        if result.outcome is Outcome.REJECTED_PERMANENT:
-            _give_up(notification, error, report)
-            return
-        notification.last_error = error
-        notification.save(update_fields=["attempts", "last_error"])
-        report.failed += 1
-        logger.warning(
-            "escalation.send_failed",
-            dedup_key=episode.dedup_key,
-            destination=notification.destination,
-            error=error,
-        )
+        report.sent += 1
+        return
+    error = (result.error or result.outcome.value)[:500]
+    if result.outcome is Outcome.REJECTED_PERMANENT:
+        _give_up(notification, error, report)
+        return
+    notification.last_error = error
+    notification.save(update_fields=["last_error", "claimed_until"])
+    report.failed += 1
+    logger.warning(
+        "escalation.send_failed",
+        dedup_key=episode.dedup_key,
+        destination=notification.destination,
+        error=error,
+    )
 
 
 def _give_up(notification: Notification, error: str, report: EvaluationReport) -> None:
-    notification.status = NotificationStatus.UNDELIVERABLE
-    notification.last_error = error[:500]
-    notification.save(update_fields=["status", "last_error", "attempts"])
+    with transaction.atomic():
+        notification.status = NotificationStatus.UNDELIVERABLE
+        notification.last_error = error[:500]
+        notification.claimed_until = None
+        notification.save(update_fields=["status", "last_error", "claimed_until"])
+        _audit_undeliverable(notification)
     report.undeliverable += 1
+
+
+def _audit_undeliverable(notification: Notification) -> None:
     audit_record(
         actor=Actor.system("escalation"),
         action="escalation.undeliverable",
