@@ -30,7 +30,7 @@ from gateways.receipts import receipts_expected
 from gateways.registry import GatewaySession
 from gateways.secrets import resolver as secret_resolver
 from portal import clock
-from portal.observability import lifecycle, metrics
+from portal.observability import lifecycle, metrics, tracing
 
 from .models import Attempt, AttemptOutcome, DeliveryStatus, Intent, IntentStatus, ReasonCode
 from .retry import Decision, RetryPolicy, decide_after_attempt
@@ -53,6 +53,7 @@ EXECUTION_FIELDS = (
     "deadline_at",
     "cancel_requested",
     "correlation_id",
+    "traceparent",
     "generation",
     "lease_owner",
     "connection",
@@ -120,7 +121,10 @@ async def _send_one(
                 correlation_id=lifecycle.correlation_id_of(intent),
                 payload=json.loads(bytes(intent.payload)),
             )
-            result = await provider.send(message, timeout_s=timeout_s)
+            with tracing.provider_call_span(
+                connection=route.spec.key, provider=route.spec.config.provider
+            ):
+                result = await provider.send(message, timeout_s=timeout_s)
             if result.auth_failed:  # refused credentials: the next use reads them afresh
                 for reference in route.spec.config.secrets.values():
                     session.secrets.invalidate(reference)

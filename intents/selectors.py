@@ -31,7 +31,14 @@ from .models import (
 from .rate_window import windows_count_since
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
-CLAIM_FIELDS = ("id", "public_id", "correlation_id", "next_attempt_at", "attempt_timeout_s")
+CLAIM_FIELDS = (
+    "id",
+    "public_id",
+    "correlation_id",
+    "traceparent",
+    "next_attempt_at",
+    "attempt_timeout_s",
+)
 
 
 def due_intents_for_claim(*, tenant_id: int, now: dt.datetime, limit: int) -> QuerySet[Intent]:

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from portal import clock
 from portal.accounts.models import Tenant
 from portal.errors import DomainError, InvalidRequest
-from portal.observability import lifecycle
+from portal.observability import lifecycle, tracing
 from portal.observability.metrics import INTENTS_CREATED
 
 from .errors import (
@@ -234,6 +234,7 @@ def intent_submit(
         deadline_at=now + dt.timedelta(seconds=deadline_s),
         requested_deadline_s=request.deadline_seconds,
         correlation_id=correlation_id,
+        traceparent=tracing.current_traceparent(),
         created_at=now,
         updated_at=now,
     )
