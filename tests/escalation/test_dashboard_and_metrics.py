@@ -63,3 +63,26 @@ def test_a_viewer_of_some_tenants_sees_no_escalations(
     page = client.get("/admin/operations/").content.decode()
     assert "dead letter opened" not in page
     assert "shown to operators who see all tenants" in page
+
+
+def test_rules_and_episodes_are_read_only_in_the_admin(
+    client, registry, dead_letter, frozen_clock, receiver
+) -> None:
+    from portal.escalation.models import Episode, EscalationRule
+
+    registry(BURST)
+    dead_letter(REJECTED)
+    evaluate_escalations()
+    user, device = create_staff_user("olga", roles=["operators"])
+    verified_login(client, user, device)
+    episode = Episode.objects.get()
+    rule = EscalationRule.objects.get()
+
+    listing = client.get("/admin/escalation/episode/").content.decode()
+    detail = client.get(f"/admin/escalation/episode/{episode.pk}/change/").content.decode()
+    rule_page = client.get(f"/admin/escalation/escalationrule/{rule.pk}/change/").content.decode()
+
+    assert episode.dedup_key in listing
+    assert "trigger → hook: sent, 1 attempt(s)" in detail
+    assert "dead_letters.burst" in rule_page
+    assert client.post(f"/admin/escalation/episode/{episode.pk}/delete/").status_code == 403
