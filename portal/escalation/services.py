@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -77,7 +78,7 @@ def _evaluate_rule(*, rule_id: int, now: dt.datetime, report: EvaluationReport) 
     with transaction.atomic():
         rule = EscalationRule.objects.select_for_update().get(pk=rule_id)
         if rule.current_revision_id is None:
-            return  # created and rolled back mid-sync: nothing to evaluate
+            return  # no revision recorded: nothing to evaluate
         revision = EscalationRuleRevision.objects.get(pk=rule.current_revision_id)
         spec = revision.spec
         condition = CONDITIONS.get(spec["kind"])
@@ -101,12 +102,10 @@ def _evaluate_rule(*, rule_id: int, now: dt.datetime, report: EvaluationReport) 
 
 
 def _open_episode(
-    *, rule: EscalationRule, spec: dict, finding: Finding, now: dt.datetime
+    *, rule: EscalationRule, spec: dict[str, Any], finding: Finding, now: dt.datetime
 ) -> Episode | None:
-    last = Episode.objects.filter(rule=rule, subject=finding.subject).aggregate(n=Max("sequence"))[
-        "n"
-    ]
-    sequence = (last or 0) + 1
+    earlier = Episode.objects.filter(rule=rule, subject=finding.subject)
+    sequence = (earlier.aggregate(last=Max("sequence"))["last"] or 0) + 1
     # Unique per episode, and never one a restored or rebuilt database handed out before.
     dedup_key = f"{rule.key}/{finding.subject or 'service'}/{sequence}-{uuid.uuid4().hex[:8]}"
     try:
