@@ -231,6 +231,11 @@ class _CachedTarget:
 _targets: dict[str, _CachedTarget] = {}
 
 
+def registered_target_keys() -> set[str]:
+    """Every target key the registry holds (active or retired)."""
+    return set(Target.objects.values_list("key", flat=True))
+
+
 def active_target_with_revision(*, key: str, fresh: bool = False) -> Target | None:
     """The active target ``key`` with ``current_revision`` loaded, or None."""
     now = time.monotonic()

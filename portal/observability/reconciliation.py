@@ -27,20 +27,13 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from deadletters.models import DeadLetter, DeadLetterStatus
+from deadletters.selectors import replay_holds_dead_letter_of
+from deadletters.services import dead_letters_resolve_for_intent
 from gateways.base import GatewayResult, Outcome
 from gateways.registry import GatewaySession, UnknownGateway
-from intents.models import (
-    DEAD_LETTER_STATUSES,
-    Attempt,
-    AttemptOutcome,
-    DeliveryStatus,
-    Intent,
-    IntentStatus,
-    ReasonCode,
-)
+from intents.reconciliation import intent_lock_timed_out, intent_record_reconciled
 from portal import clock
-from portal.audit.services import Actor, audit_record
+from portal.audit.services import Actor
 
 from . import metrics, selectors
 from .lifecycle import correlation_id_of
@@ -52,6 +45,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 DEFAULT_LOOKBACK = dt.timedelta(days=7)
+DEFAULT_LIMIT = 500  # intents listed (and asked about) per run
 
 # What happened to one listed intent.
 MANUAL_REVIEW = "manual_review"  # the adapter cannot be asked
@@ -77,7 +71,7 @@ def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[TimedOutIntent
     return list(selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)[:limit])
 
 
-def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem]:
+def reconcile_timeouts(*, resolve: bool, limit: int = DEFAULT_LIMIT) -> list[ReconcileItem]:
     """List (and with ``resolve``, settle) intents whose last attempt timed out."""
     now = clock.db_now()
     candidates = timed_out_candidates(now=now, limit=limit)
@@ -162,68 +156,38 @@ def _settle(intent: TimedOutIntent, result: GatewayResult | BaseException | None
 
 
 def intent_reconcile_accepted(*, intent_id: int, gateway_message_id: str) -> tuple[str, str]:
-    """Record a gateway-confirmed acceptance of an intent whose last attempt timed out.
+    """Record a gateway-confirmed acceptance of an intent whose last attempt timed out,
+    and resolve its open dead letter, in one transaction. Returns (action, detail).
 
-    Re-checks everything under the row lock: the intent must still be retrying or
+    Re-checks everything under the intent's row lock: it must still be retrying or
     dead-lettered, its last attempt must still be the timeout, and no replay may hold
-    its dead letter. Returns (action, detail).
+    its dead letter. The writes are the apps' own (``intents.reconciliation``,
+    ``deadletters.services``); this only decides they belong together.
     """
+    actor = Actor.system("reconcile")
     with transaction.atomic():
         now = clock.db_now()
-        intent = Intent.objects.select_for_update().get(pk=intent_id)
-        previous = intent.status
-        if previous != IntentStatus.PENDING and previous not in DEAD_LETTER_STATUSES:
-            return SKIPPED, f"the intent is {previous} now"
-        last = Attempt.objects.filter(intent=intent).order_by("-number").first()
-        if last is None or last.outcome != AttemptOutcome.TIMEOUT:
-            return SKIPPED, "a later attempt ran meanwhile"
-        dead_letters = DeadLetter.objects.filter(intent=intent, generation=intent.generation)
-        if dead_letters.filter(status=DeadLetterStatus.REPLAY_PENDING).exists():
-            return SKIPPED, "a replay request holds its dead letter; decide that first"
-        intent.status = IntentStatus.ACCEPTED
-        intent.reason_code = ReasonCode.GATEWAY_ACCEPTED
-        intent.gateway_message_id = gateway_message_id[:128]
-        # Settled by a status lookup, not a send: whether a receipt follows is not known.
-        intent.delivery_status = DeliveryStatus.UNKNOWN
-        intent.finished_at = now
-        intent.next_attempt_at = None
-        intent.lease_owner = ""
-        intent.lease_expires_at = None
-        intent.updated_at = now
-        intent.save(
-            update_fields=[
-                "status",
-                "reason_code",
-                "gateway_message_id",
-                "delivery_status",
-                "finished_at",
-                "next_attempt_at",
-                "lease_owner",
-                "lease_expires_at",
-                "updated_at",
-            ]
+        intent, refused = intent_lock_timed_out(intent_id=intent_id)
+        if refused is None and replay_holds_dead_letter_of(
+            intent_id=intent.pk, generation=intent.generation
+        ):
+            refused = "a replay request holds its dead letter; decide that first"
+        if refused is not None:
+            return SKIPPED, refused
+        resolved = dead_letters_resolve_for_intent(
+            intent=intent,
+            actor=actor,
+            reason="the gateway confirmed acceptance of the timed-out attempt (reconcile)",
+            now=now,
         )
-        resolved = dead_letters.filter(status=DeadLetterStatus.OPEN).update(
-            status=DeadLetterStatus.RESOLVED, updated_at=now
+        previous = intent_record_reconciled(
+            intent=intent,
+            gateway_message_id=gateway_message_id,
+            dead_letters_resolved=resolved,
+            actor=actor,
+            now=now,
         )
-        audit_record(
-            actor=Actor.system("reconcile"),
-            action="intent.reconciled",
-            object_type="intent",
-            object_id=str(intent.public_id),
-            data={
-                "previous_status": previous,
-                "gateway_message_id": intent.gateway_message_id,
-                "dead_letters_resolved": resolved,
-            },
-        )
-
-        def count() -> None:
-            metrics.RECONCILED.labels(result="accepted").inc()
-            if previous == IntentStatus.PENDING:  # it had not been counted as finished yet
-                metrics.INTENTS_FINISHED.labels(reason=ReasonCode.GATEWAY_ACCEPTED).inc()
-
-        transaction.on_commit(count)
+        transaction.on_commit(lambda: metrics.RECONCILED.labels(result="accepted").inc())
     logger.info("intent.reconciled", previous_status=previous, dead_letters_resolved=resolved)
     detail = f"the gateway confirmed acceptance; was {previous}"
     if resolved:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "intents",
     "deadletters",
     "portal.escalation",
+    "portal.console",  # the composition layer: cross-app admin screens and demo commands
 ]
 
 MIDDLEWARE = [

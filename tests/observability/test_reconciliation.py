@@ -178,9 +178,15 @@ def test_resolve_records_what_the_gateway_confirms(timed_out):
     assert never.status == "exhausted"
     assert DeadLetter.objects.get(intent=never).status == "open"
     events = list(AuditEvent.objects.order_by("sequence")[audit_before:])
-    assert [(e.action, e.object_id) for e in events] == [("intent.reconciled", str(lost.public_id))]
-    assert events[0].data["previous_status"] == "exhausted"
-    assert events[0].data["dead_letters_resolved"] == 1
+    dead_letter = DeadLetter.objects.get(intent=lost)
+    assert [(e.action, e.object_id, e.actor_label) for e in events] == [
+        ("dead_letter.resolved", str(dead_letter.public_id), "reconcile"),
+        ("intent.reconciled", str(lost.public_id), "reconcile"),
+    ]
+    assert events[0].data["intent"] == str(lost.public_id)
+    assert "reconcile" in events[0].data["reason"]
+    assert events[1].data["previous_status"] == "exhausted"
+    assert events[1].data["dead_letters_resolved"] == 1
 
     # The settled intent is no longer listed; the others still are.
     again = reconcile("--resolve")
