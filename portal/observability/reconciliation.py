@@ -1,8 +1,10 @@
 """Reconciliation of ambiguous attempts: the last attempt timed out, so the gateway may
 have accepted the message even though we recorded no acceptance.
 
-Every attempt sends the intent's public id as the gateway idempotency key. A gateway
-adapter that can look a message up by that key exposes the optional method::
+Every attempt sends the intent's public id as the gateway idempotency key, and records
+the connection it went through: that connection's provider is the one asked. A provider
+(for the ``simulator`` provider, its channel adapter) that can look a message up by that
+key exposes the optional method::
 
     async def query_status(
         self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
@@ -25,11 +27,14 @@ import datetime as dt
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from deadletters.selectors import replay_holds_dead_letter_of
 from deadletters.services import dead_letters_resolve_for_intent
 from gateways.base import GatewayResult, Outcome
+from gateways.connections import DEFAULT_CONNECTIONS, ConnectionSpec, connection_specs
+from gateways.providers import UnknownProvider
 from gateways.registry import GatewaySession, UnknownGateway
 from intents.reconciliation import intent_lock_timed_out, intent_record_reconciled
 from portal import clock
@@ -72,15 +77,30 @@ def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[TimedOutIntent
 
 
 def reconcile_timeouts(*, resolve: bool, limit: int = DEFAULT_LIMIT) -> list[ReconcileItem]:
-    """List (and with ``resolve``, settle) intents whose last attempt timed out."""
+    """List (and with ``resolve``, settle) intents whose last attempt timed out.
+
+    Each intent is asked about through the connection its timed-out attempt used (a
+    failover target may have tried several), so the provider that may hold the message
+    is the one asked.
+    """
     now = clock.db_now()
     candidates = timed_out_candidates(now=now, limit=limit)
-    by_gateway: dict[str, list[TimedOutIntent]] = defaultdict(list)
+    by_connection: dict[tuple[str, str], list[TimedOutIntent]] = defaultdict(list)
     for intent in candidates:
-        by_gateway[intent.gateway].append(intent)
+        key = intent.last_connection or DEFAULT_CONNECTIONS.get(intent.gateway, "")
+        by_connection[(intent.gateway, key)].append(intent)
+    specs = connection_specs(key for _, key in by_connection)
     items: list[ReconcileItem] = []
-    for gateway, intents in sorted(by_gateway.items()):
-        listed, results = asyncio.run(_ask_gateway(gateway, intents, resolve=resolve))
+    for (gateway, key), intents in sorted(by_connection.items()):
+        spec = specs.get(key)
+        if spec is None:
+            detail = (
+                f"connection {key!r} is no longer configured: check the provider's records "
+                "for this idempotency key (the intent id) by hand"
+            )
+            items.extend(_item(i, MANUAL_REVIEW, detail) for i in intents)
+            continue
+        listed, results = asyncio.run(_ask_connection(gateway, spec, intents, resolve=resolve))
         if listed is not None:
             items.extend(listed)
         else:  # database writes stay out of the event loop
@@ -101,25 +121,33 @@ def _item(intent: TimedOutIntent, action: str, detail: str) -> ReconcileItem:
     )
 
 
-async def _ask_gateway(
-    gateway: str, intents: list[TimedOutIntent], *, resolve: bool
+def _cannot_ask(gateway: str, spec: ConnectionSpec, provider: object) -> str:
+    adapter = getattr(provider, "adapter", None)
+    if spec.config.provider == "simulator" and adapter is not None:
+        what = f"the {gateway!r} adapter ({type(adapter).__name__})"
+    else:
+        what = f"the {spec.config.provider!r} provider of connection {spec.key!r}"
+    return (
+        f"{what} cannot query status by idempotency key: check the provider's records for "
+        "this idempotency key (the intent id) by hand"
+    )
+
+
+async def _ask_connection(
+    gateway: str, spec: ConnectionSpec, intents: list[TimedOutIntent], *, resolve: bool
 ) -> tuple[list[ReconcileItem] | None, list[GatewayResult | BaseException | None]]:
-    """Either the items as listed (nothing to ask), or the gateway's answer per intent."""
+    """Either the items as listed (nothing to ask), or the provider's answer per intent."""
     async with GatewaySession() as session:
         try:
-            adapter = session.get(gateway)
-        except UnknownGateway as exc:
+            provider = session.connection(spec.config)
+        except (UnknownGateway, UnknownProvider, ImproperlyConfigured) as exc:
             return [_item(i, MANUAL_REVIEW, str(exc)) for i in intents], []
-        query_status = getattr(adapter, "query_status", None)
-        if not callable(query_status) or not getattr(adapter, "can_query_status", True):
-            detail = (
-                f"the {gateway!r} adapter ({type(adapter).__name__}) cannot query status by "
-                "idempotency key: check the provider's records for this idempotency key "
-                "(the intent id) by hand"
-            )
+        query_status = getattr(provider, "query_status", None)
+        if not callable(query_status) or not getattr(provider, "can_query_status", True):
+            detail = _cannot_ask(gateway, spec, provider)
             return [_item(i, MANUAL_REVIEW, detail) for i in intents], []
         if not resolve:
-            detail = "the gateway can be asked: run with --resolve"
+            detail = f"the gateway can be asked (connection {spec.key}): run with --resolve"
             return [_item(i, QUERYABLE, detail) for i in intents], []
         results = await asyncio.gather(
             *(
