@@ -31,3 +31,9 @@ CHANGE_KINDS = (
     "cancelled",
     "reopened",
 )
+
+# Sent by ``registry_sync`` inside its transaction, after targets and connections are
+# recorded, with ``connections`` (this run's connection specs) and ``actor_label``. A
+# subscriber that keeps its own registry data (escalation rules) records it and returns
+# a ``RegistryChanges``; raising ``RegistryError`` rolls the whole run back.
+registry_applying = Signal()

@@ -24,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from gateways.selectors import circuit_state_values
 from portal import clock
 from portal.audit.selectors import audit_head_sequence
+from portal.escalation.selectors import open_episode_counts
 from portal.events.selectors import disabled_endpoint_counts
 
 from . import selectors
@@ -51,6 +52,7 @@ class DatabaseCollector:
             circuits = circuit_state_values()
             audit_head = audit_head_sequence()
             disabled_endpoints = disabled_endpoint_counts()
+            episodes_open = open_episode_counts()
         except DatabaseError as exc:
             logger.warning("metrics.database_unavailable", error=str(exc))
             up.add_metric([], 0)
@@ -122,6 +124,14 @@ class DatabaseCollector:
         for reason, count in sorted(disabled_endpoints.items()):
             disabled.add_metric([reason], count)
         yield disabled
+        escalations = GaugeMetricFamily(
+            "portal_escalation_episodes_open",
+            "Escalation episodes open now, by rule kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(episodes_open.items()):
+            escalations.add_metric([kind], count)
+        yield escalations
         # A checkpoint of the audit chain outside the database: Prometheus keeps its
         # history, so a tail cut later (head row rewritten too) shows as a drop, and
         # `audit_verify --expect-at-least` can check against the highest value seen.

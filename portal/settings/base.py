@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "intents",
     "deadletters",
     "portal.events",
+    "portal.escalation",
     "portal.console",  # the composition layer: cross-app admin screens and demo commands
 ]
 
@@ -268,6 +269,11 @@ GATEWAY_ADAPTERS = {
 }
 # --- v1.1: connections (conf/connections/*.toml, loaded by sync_targets) and secrets
 CONNECTIONS_DIR = env.path("CONNECTIONS_DIR", default=BASE_DIR / "conf" / "connections")
+# --- v1.1: escalation rules (loaded by sync_targets) and their notifications
+ESCALATIONS_FILE = env.path("ESCALATIONS_FILE", default=BASE_DIR / "conf" / "escalations.toml")
+# PagerDuty's payload.source and the name in every Slack/webhook/email message.
+ESCALATION_SOURCE = env.str("ESCALATION_SOURCE", default="submission-portal")
+ESCALATION_SEND_TIMEOUT_S = env.float("ESCALATION_SEND_TIMEOUT_S", default=10.0)
 SECRETS_TTL_S = env.float("SECRETS_TTL_S", default=300.0)
 SECRETS_AWS_REGION = env.str("SECRETS_AWS_REGION", default="us-east-1")
 SECRETS_AWS_ENDPOINT_URL = env.str("SECRETS_AWS_ENDPOINT_URL", default="")

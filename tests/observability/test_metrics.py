@@ -285,6 +285,7 @@ EXPOSED = {
     "portal_receipts": "counter",
     "portal_delivery_latency_seconds": "histogram",
     "portal_connection_circuit_state": "gauge",
+    "portal_escalation_episodes_open": "gauge",
 }
 
 
