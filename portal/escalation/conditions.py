@@ -12,12 +12,14 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db.models import Count
 
 from deadletters.models import DeadLetter, ReplayItem, ReplayItemOutcome, ReplayStatus
 from gateways.models import CircuitState
 from gateways.selectors import connection_statuses
+from portal.events.selectors import endpoints_disabled_by_delivery
 from portal.observability import selectors as ops
 
 GLOBAL = ""
@@ -170,10 +172,32 @@ def replay_failed(parameters: dict[str, Any], now: dt.datetime) -> list[Finding]
     ]
 
 
+def webhook_endpoint_disabled(parameters: dict[str, Any], now: dt.datetime) -> list[Finding]:
+    """Each client webhook endpoint the engine disabled, while it stays disabled (its
+    episode resolves when the tenant or an operator re-enables it)."""
+    return [
+        Finding(
+            subject=f"endpoint:{endpoint.public_id}",
+            summary=f"webhook endpoint {endpoint.public_id} of tenant {endpoint.tenant.name} "
+            f"disabled ({endpoint.disabled_reason})",
+            details={
+                "endpoint_id": str(endpoint.public_id),
+                "tenant": endpoint.tenant.name,
+                "reason": endpoint.disabled_reason,
+                "disabled_at": endpoint.disabled_at.isoformat() if endpoint.disabled_at else None,
+                # the host only: a URL's path or query may carry the client's own token
+                "host": urlsplit(endpoint.url).hostname or "",
+            },
+        )
+        for endpoint in endpoints_disabled_by_delivery()
+    ]
+
+
 CONDITIONS: dict[str, Condition] = {
     "dead_letters.burst": dead_letters_burst,
     "backlog.stale": backlog_stale,
     "sla.breach": sla_breach,
     "connection.circuit_open": connection_circuit_open,
     "replay.failed": replay_failed,
+    "webhook_endpoint.disabled": webhook_endpoint_disabled,
 }

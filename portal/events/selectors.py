@@ -62,6 +62,20 @@ def recent_deliveries(*, endpoint_ids: list[int] | None = None) -> QuerySet[Webh
     return _with_delivery_state(events).order_by("-created_at", "-id")
 
 
+def endpoints_disabled_by_delivery() -> QuerySet[WebhookEndpoint]:
+    """Endpoints the engine disabled (a 410, or failing for ``WEBHOOK_DISABLE_AFTER_S``)
+    and still disabled: what the ``webhook_endpoint.disabled`` escalation watches. An
+    endpoint its tenant or an operator switched off is a decision, not an incident."""
+    return (
+        WebhookEndpoint.objects.filter(
+            status=EndpointStatus.DISABLED,
+            disabled_reason__in=[DisabledReason.GONE, DisabledReason.FAILING],
+        )
+        .select_related("tenant")
+        .order_by("disabled_at", "id")
+    )
+
+
 def disabled_endpoint_counts() -> dict[str, int]:
     """Endpoints disabled now, by reason (every reason listed, 0 when none): the
     ``portal_webhook_endpoints_disabled`` gauge."""

@@ -159,3 +159,46 @@ def test_a_webhook_notification_keeps_its_id_on_a_resend(
     assert first["webhook-id"] == second["webhook-id"]
     assert first["webhook-id"].endswith(".trigger")
     assert Episode.objects.get().opened_at == frozen_clock.now - dt.timedelta(seconds=60)
+
+
+def test_webhook_endpoint_disabled_by_delivery_until_it_is_enabled_again(
+    registry, frozen_clock, receiver, tenant, settings
+) -> None:
+    from portal.audit.services import Actor
+    from portal.events.services import (
+        webhook_endpoint_auto_disable,
+        webhook_endpoint_create,
+        webhook_endpoint_enable,
+        webhook_endpoint_update,
+    )
+
+    settings.DEBUG = True  # an http:// endpoint URL is accepted in development only
+    registry(rule("webhook_endpoint.disabled"))
+    client = Actor.system("client")
+    gone, _ = webhook_endpoint_create(
+        tenant=tenant, url="http://hooks.example/a?token=s3cret", actor=client
+    )
+    switched_off, _ = webhook_endpoint_create(
+        tenant=tenant, url="http://hooks.example/b", actor=client
+    )
+    webhook_endpoint_update(endpoint=switched_off, changes={"status": "disabled"}, actor=client)
+    assert evaluate_escalations()["opened"] == 0  # the tenant's own decision pages nobody
+
+    webhook_endpoint_auto_disable(
+        endpoint=gone, reason="gone", now=frozen_clock.now, detail="HTTP 410"
+    )
+    evaluate_escalations()
+    frozen_clock.advance(60)
+    evaluate_escalations()  # still disabled: the same episode, no second notification
+    webhook_endpoint_enable(endpoint=gone, actor=Actor.system("operator"))
+    evaluate_escalations()
+
+    subject = f"endpoint:{gone.public_id}"
+    assert events(receiver) == [
+        ("escalation.triggered", "webhook_endpoint.disabled", subject),
+        ("escalation.resolved", "webhook_endpoint.disabled", subject),
+    ]
+    details = receiver.bodies("/hook")[0]["details"]
+    assert details["reason"] == "gone" and details["host"] == "hooks.example"
+    assert "s3cret" not in str(receiver.bodies("/hook"))
+    assert Episode.objects.get(subject=subject).resolved_at is not None
