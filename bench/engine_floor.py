@@ -38,8 +38,8 @@ WHERE id = ANY(%(ids)s)
 INSERT_ATTEMPT = """
 INSERT INTO intents_attempt (
     intent_id, number, generation, started_at, finished_at, duration_ms, outcome,
-    gateway_status, gateway_message_id, error, worker_id, retry_after_s
-) VALUES (%s, 1, 1, now(), now(), 0, 'accepted', 202, %s, '', %s, NULL)
+    gateway_status, gateway_message_id, error, worker_id, retry_after_s, connection
+) VALUES (%s, 1, 1, now(), now(), 0, 'accepted', 202, %s, '', %s, NULL, '')
 """
 RECORD = """
 UPDATE intents_intent

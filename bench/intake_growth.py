@@ -32,7 +32,8 @@ WITH stored AS (
         contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
         attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
         cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-        created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
+        created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
+        connection, connection_cursor
     )
     SELECT
         gen_random_uuid(), 'h-' || g, t.key, '', r.version,
@@ -43,7 +44,7 @@ WITH stored AS (
         NULL, '', NULL, c.at + interval '10 minutes',
         false, 'gateway_accepted', 'gw-' || g, md5(g::text), 1,
         c.at, c.at + interval '1 minute', c.at + interval '1 minute',
-        %(tenant_id)s, t.id, r.id
+        %(tenant_id)s, t.id, r.id, '', 0
     FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
     CROSS JOIN intents_target AS t
     JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
@@ -63,10 +64,10 @@ WITH stored AS (
 )
 INSERT INTO intents_attempt (
     intent_id, number, generation, started_at, finished_at, duration_ms, outcome,
-    gateway_status, gateway_message_id, error, worker_id, retry_after_s
+    gateway_status, gateway_message_id, error, worker_id, retry_after_s, connection
 )
 SELECT id, 1, 1, finished_at - interval '40 milliseconds', finished_at, 40, 'accepted',
-       202, gateway_message_id, '', 'bench@seed:1', NULL
+       202, gateway_message_id, '', 'bench@seed:1', NULL, ''
 FROM stored
 """
 
