@@ -51,7 +51,8 @@ fmt: install
 #   chromium   the Playwright browser tests (never `playwright install`)
 #   unixodbc   libodbc.so.2, which mssql-django's pyodbc import loads (offline T-SQL checks)
 #   prometheus, prometheus-alertmanager   promtool and amtool for make test-rules
-OS_PACKAGES := chromium unixodbc prometheus prometheus-alertmanager
+#   postgresql-client   pg_dump and pg_restore for `manage.py backup` / `restore` (and their tests)
+OS_PACKAGES := chromium unixodbc prometheus prometheus-alertmanager postgresql-client
 
 os-deps:  ## install the Debian packages the suite needs
 	@missing=$$(for pkg in $(OS_PACKAGES); do \

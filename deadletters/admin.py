@@ -24,6 +24,7 @@ from portal.accounts.admin_mixins import RecordAdmin, role_required
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, has_role
 
 from . import selectors, views
+from .filters import MAX_PLAN_IDS, describe_stored_filters
 from .forms import AssignForm, CloseForm, DecisionForm, FileForm, LinkForm, NoteForm
 from .models import (
     UNSETTLED_STATUSES,
@@ -32,7 +33,6 @@ from .models import (
     ReplayRequest,
     ReplayStatus,
 )
-from .selectors import MAX_PLAN_IDS
 
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 #: replay items shown on a request's page; the outcome counts cover all of them
@@ -261,7 +261,7 @@ class ReplayRequestAdmin(_ReadOnlyAdmin):
     @admin.display(description="chosen by")
     def chosen_by(self, obj: ReplayRequest) -> str:
         """The filters in words ("reason=…, target=…", "3 chosen dead letters"), not JSON."""
-        return selectors.describe_stored_filters(obj.filters)
+        return describe_stored_filters(obj.filters)
 
     @admin.display(description="dead letters", ordering="item_count")
     def item_count(self, obj: ReplayRequest) -> int:

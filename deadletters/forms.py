@@ -12,8 +12,9 @@ from portal.accounts.roles import tenant_ids_visible_to
 from portal.accounts.stepup import StepUpForm
 from portal.errors import InvalidRequest
 
+from .filters import ReplayFilters
 from .models import DEAD_LETTER_REASONS
-from .selectors import ReplayFilters, assignable_users
+from .selectors import assignable_users
 
 _TEXTAREA = forms.Textarea(attrs={"rows": 3, "cols": 60})
 
@@ -104,15 +105,7 @@ class PlanFilterForm(forms.Form):
         return text
 
     def filters(self) -> ReplayFilters:
-        data = self.cleaned_data
-        return ReplayFilters.parse(
-            reason_code=data.get("reason"),
-            target_key=data.get("target"),
-            tenant=data.get("tenant"),
-            since=data.get("since"),
-            until=data.get("until"),
-            dead_letter_ids=data.get("ids"),
-        )
+        return ReplayFilters.from_input(self.cleaned_data, dead_letters="ids")
 
 
 class ReplayReasonForm(forms.Form):

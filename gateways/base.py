@@ -11,6 +11,11 @@ import enum
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+# The widest a result's provider message id and error may be (the columns that store them,
+# Intent.gateway_message_id and Attempt.error, are at least this wide).
+MESSAGE_ID_MAX_CHARS = 128
+RESULT_ERROR_CHARS = 200
+
 
 class Outcome(enum.StrEnum):
     """How one attempt ended. The values are the attempt outcomes of CONTRACT.md."""
@@ -33,9 +38,9 @@ class GatewayMessage:
 class GatewayResult:
     outcome: Outcome
     status_code: int | None = None
-    message_id: str = ""
+    message_id: str = ""  # at most MESSAGE_ID_MAX_CHARS
     retry_after_s: float | None = None
-    error: str = ""  # redacted, short: never the payload or a credential
+    error: str = ""  # redacted, at most RESULT_ERROR_CHARS: never the payload or a credential
     # The provider's documented code says this recipient can never be reached on this
     # channel (invalid number, STOP, unregistered token, hard bounce): suppress it.
     suppress_recipient: bool = False
@@ -130,6 +135,9 @@ class ParsedReceipt:
     error_code: str = ""  # the provider's error code, when it gave one
     occurred_at: Any = None  # aware datetime on the provider's clock, or None
     permanent: bool = False  # the code says this recipient can never be reached
+    # The recipients the report is about, where the provider names them (an email to
+    # several addresses can bounce for one): only these are suppressed. Empty: all.
+    recipients: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from .base import ProbeResult
+from .base import RESULT_ERROR_CHARS, ProbeResult
 from .connections import ConnectionSpec
 from .registry import GatewaySession
 from .secrets import SecretUnavailable
@@ -34,7 +34,7 @@ async def _check_one(session: GatewaySession, spec: ConnectionSpec) -> CheckResu
     except SecretUnavailable as exc:
         probe = ProbeResult(False, f"secret unavailable: {exc}")
     except Exception as exc:  # a provider that raises is reported, not fatal to the rest
-        probe = ProbeResult(False, f"{type(exc).__name__}: {exc}"[:200])
+        probe = ProbeResult(False, f"{type(exc).__name__}: {exc}"[:RESULT_ERROR_CHARS])
     detail = getattr(session.secrets, "scrub", lambda text: text)(probe.detail)
     return CheckResult(spec, ProbeResult(probe.ok, detail))
 

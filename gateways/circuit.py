@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from .base import Outcome
+from .base import RESULT_ERROR_CHARS, Outcome
 from .connections import CircuitPolicy
 from .models import CircuitState, ConnectionHealth
 
@@ -108,7 +108,7 @@ class ConnectionOutcomes:
     def add(self, outcome: Outcome, error: str) -> None:
         if outcome in FAILURES:
             self.failures += 1
-            self.last_failure = error[:200]
+            self.last_failure = error[:RESULT_ERROR_CHARS]
         elif outcome in SUCCESSES:
             self.successes += 1
         self.last_outcome = outcome.value

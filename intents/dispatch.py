@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from portal import clock
-from portal.observability import lifecycle, metrics
+from portal.observability import lifecycle, metrics, tracing
 from portal.observability.services import dispatcher_tick
 from portal.process import process_worker_id
 
@@ -70,6 +70,25 @@ def claim_from(
     tenants visited that have a big backlog (one seek each), never on tenants with
     nothing due.
     """
+    started_ns = time.time_ns()
+    claimed, token, now = _lease_next(
+        tenants, batch_size=batch_size, worker_id=worker_id, lease_margin_s=lease_margin_s
+    )
+    if not claimed:
+        return None
+    tracing.claim_recorded(claimed, started_ns=started_ns)
+    for intent in claimed:
+        due_at = intent.next_attempt_at or now  # a due intent has one; never negative lag
+        metrics.DISPATCH_LAG.observe(max((now - due_at).total_seconds(), 0.0))
+    lifecycle.claimed(claimed, lease_token=token, now=now)
+    return ClaimedBatch(lease_token=token, intent_ids=[i.id for i in claimed], claimed_at=now)
+
+
+def _lease_next(
+    tenants: DueTenants, *, batch_size: int, worker_id: str, lease_margin_s: float
+) -> tuple[list[Intent], str, dt.datetime]:
+    """The claim's transaction: the intents leased (none when nothing is due), the lease
+    token and the database time of the claim."""
     token = new_lease_token(worker_id)
     with transaction.atomic():
         now = clock.db_now()
@@ -94,13 +113,7 @@ def claim_from(
             active = [t for t in active if found[t][0]]
         for tenant_id, (more, due_count) in visits.items():
             tenants.visited(tenant_id, more=more, due_count=due_count)
-        if not claimed:
-            return None
-    for intent in claimed:
-        due_at = intent.next_attempt_at or now  # a due intent has one; never negative lag
-        metrics.DISPATCH_LAG.observe(max((now - due_at).total_seconds(), 0.0))
-    lifecycle.claimed(claimed, lease_token=token, now=now)
-    return ClaimedBatch(lease_token=token, intent_ids=[i.id for i in claimed], claimed_at=now)
+    return claimed, token, now
 
 
 def _claim_round(

@@ -24,13 +24,14 @@ from typing import Any
 
 from django.db import connection, models, transaction
 
-from gateways.base import GatewayMessage, GatewayResult, Outcome
+from gateways.base import RESULT_ERROR_CHARS, GatewayMessage, GatewayResult, Outcome
 from gateways.circuit import ConnectionOutcomes, circuit_record
 from gateways.receipts import receipts_expected
 from gateways.registry import GatewaySession
 from gateways.secrets import resolver as secret_resolver
 from portal import clock
-from portal.observability import lifecycle, metrics
+from portal.observability import lifecycle, metrics, tracing
+from portal.sql_limits import column_width
 
 from .models import Attempt, AttemptOutcome, DeliveryStatus, Intent, IntentStatus, ReasonCode
 from .retry import Decision, RetryPolicy, decide_after_attempt
@@ -38,6 +39,7 @@ from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
 from .signals import intents_dead_lettered
 from .suppressions import recipients_of, suppression_add
+from .transitions import finish, release_lease
 
 EXECUTION_FIELDS = (
     "id",
@@ -53,6 +55,7 @@ EXECUTION_FIELDS = (
     "deadline_at",
     "cancel_requested",
     "correlation_id",
+    "traceparent",
     "generation",
     "lease_owner",
     "connection",
@@ -79,6 +82,9 @@ RECORDED_FIELDS = (
 RECORDING_FIELDS = tuple(
     name for name in dict.fromkeys((*EXECUTION_FIELDS, *RECORDED_FIELDS)) if name != "payload"
 )
+
+
+ATTEMPT_ERROR_CHARS = column_width(Attempt, "error")
 
 
 @dataclasses.dataclass(slots=True)
@@ -120,13 +126,16 @@ async def _send_one(
                 correlation_id=lifecycle.correlation_id_of(intent),
                 payload=json.loads(bytes(intent.payload)),
             )
-            result = await provider.send(message, timeout_s=timeout_s)
+            with tracing.provider_call_span(
+                connection=route.spec.key, provider=route.spec.config.provider
+            ):
+                result = await provider.send(message, timeout_s=timeout_s)
             if result.auth_failed:  # refused credentials: the next use reads them afresh
                 for reference in route.spec.config.secrets.values():
                     session.secrets.invalidate(reference)
         except Exception as exc:  # our own fault: a bad provider or configuration
             result = GatewayResult(
-                Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:200]
+                Outcome.EXECUTOR_ERROR, error=f"{type(exc).__name__}: {exc}"[:RESULT_ERROR_CHARS]
             )
         result = _scrubbed(result)
         logged.result = result
@@ -191,7 +200,7 @@ def execute_batch(*, lease_token: str, intent_ids: Iterable[int]) -> int:
             )
     for intent, _, error in plan.unroutable:  # our configuration: charged like any fault
         at = clock.now()
-        result = GatewayResult(Outcome.EXECUTOR_ERROR, error=error[:200])
+        result = GatewayResult(Outcome.EXECUTOR_ERROR, error=error[:RESULT_ERROR_CHARS])
         reports.append(AttemptReport(intent.id, result, at, at, 0))
     record_outcomes(lease_token=lease_token, reports=reports)
     _record_connection_health(plan, reports, now=now)
@@ -244,16 +253,14 @@ def _record_connection_health(
 
 
 def _apply(intent: Intent, decision: Decision, *, now: dt.datetime, message_id: str = "") -> None:
-    intent.status = decision.status
-    intent.next_attempt_at = decision.next_attempt_at
-    intent.lease_owner = ""
-    intent.lease_expires_at = None
-    intent.updated_at = now
     if message_id:
         intent.gateway_message_id = message_id
     if decision.is_terminal:
-        intent.reason_code = decision.reason_code
-        intent.finished_at = now
+        finish(intent, status=decision.status, reason_code=decision.reason_code, now=now)
+    else:
+        intent.status = decision.status
+        intent.next_attempt_at = decision.next_attempt_at
+        release_lease(intent, now=now)
 
 
 # Outcomes after which nobody knows whether the message reached the recipient.
@@ -399,13 +406,15 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                 lifecycle.late_result_ignored(report.intent_id)
                 continue
             if report.result is None:
-                assert report.outcome_without_attempt is not None  # always set without a result
+                if report.outcome_without_attempt is None:  # kept under python -O
+                    raise RuntimeError(f"Intent {intent.pk}: no attempt and no outcome.")
                 _apply(intent, report.outcome_without_attempt, now=now)
                 changed.append(intent)
                 lifecycle.recorded_on_commit(intent, outcome=None)
                 continue
             result = report.result
-            assert report.started_at is not None and report.finished_at is not None  # sent
+            if report.started_at is None or report.finished_at is None:
+                raise RuntimeError(f"Intent {intent.pk}: an attempt without its times.")
             intent.attempts_count += 1
             if report.connection:
                 intent.connection = report.connection
@@ -430,7 +439,7 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
                     outcome=result.outcome.value,
                     gateway_status=result.status_code,
                     gateway_message_id=result.message_id,
-                    error=result.error[:500],
+                    error=result.error[:ATTEMPT_ERROR_CHARS],
                     worker_id=lease_token,
                     retry_after_s=result.retry_after_s,
                     connection=report.connection,

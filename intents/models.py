@@ -141,6 +141,9 @@ class Intent(models.Model):
     reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, blank=True)
     gateway_message_id = models.CharField(max_length=128, blank=True)
     correlation_id = models.CharField(max_length=64, blank=True)
+    # The W3C traceparent of the request that created the intent (tracing on): the
+    # claim and each attempt link back to it (portal/observability/tracing.py).
+    traceparent = models.CharField(max_length=55, blank=True, default="")
     generation = models.PositiveIntegerField(default=1)
     # The connection of the latest attempt, and where in the target's list the next
     # attempt starts (a transient failure moves it on: failover).

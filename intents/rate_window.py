@@ -156,7 +156,8 @@ def _sql_for(vendor: str) -> dict[str, str]:
 
 def _column(name: str) -> str:
     field = ApiRateWindow._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column is not None  # a concrete field
+    if not isinstance(field, models.Field) or field.column is None:
+        raise TypeError(f"ApiRateWindow.{name} is not a column")
     return field.column
 
 

@@ -9,7 +9,11 @@ intent's ``delivery_status``:
 - monotonic: ``sent`` < ``delivered`` | ``undelivered``; a final status never changes,
   so a late ``sent`` (or a second, different final word) is stored and not applied;
 - ``undelivered`` opens a dead letter (reason ``delivery_failed``) through the engine's
-  one hook, and suppresses the recipient when the provider's code is permanent.
+  one hook;
+- a permanent code (a hard bounce, an unknown number, a complaint) suppresses the
+  recipients it names (all the intent's, if it names none) whenever it is new, even if it
+  arrived out of order and moves no status: the provider's word that a recipient cannot
+  or must not be reached holds whatever it said about this one message.
 
 Two clocks (docs/operations.md): ``occurred_at`` is the provider's, ``received_at`` and
 ``delivered_at`` ours; each latency figure uses one of them only.
@@ -37,7 +41,7 @@ from .models import (
     Receipt,
 )
 from .signals import intents_dead_lettered
-from .suppressions import recipients_of, suppression_add
+from .suppressions import normalise, recipients_of, suppression_add
 
 _RANK = {
     None: 0,
@@ -117,6 +121,8 @@ def receipt_apply(
             flagged_before_attempt=flagged,
             applied=applies,
         )
+        if receipt.permanent:
+            _suppress(intent, connection, receipt, now)
         if not applies:
             return _counted(connection, ReceiptResult.STORED)
         intent.delivery_status = receipt.status
@@ -124,22 +130,21 @@ def receipt_apply(
         if receipt.status == DeliveryStatus.DELIVERED:
             intent.delivered_at = now
         intent.save(update_fields=["delivery_status", "delivered_at", "updated_at"])
-        if receipt.status == DeliveryStatus.UNDELIVERED:
-            _undelivered(intent, connection, receipt, now)
+        if receipt.status == DeliveryStatus.UNDELIVERED:  # a dead letter, delivery_failed
+            intents_dead_lettered.send(sender=Intent, intents=[intent], now=now)
         if receipt.status in FINAL_DELIVERY_STATUSES:
             _observe_latency(receipt, flagged, attempt, earlier, now)
         return _counted(connection, ReceiptResult.APPLIED)
 
 
-def _undelivered(intent: Intent, connection: str, receipt: ParsedReceipt, now: dt.datetime) -> None:
-    """A dead letter (``delivery_failed``) and, for a permanent code, the suppression,
-    both in the receipt's transaction."""
-    intents_dead_lettered.send(sender=Intent, intents=[intent], now=now)
-    if not receipt.permanent:
-        return
+def _suppress(intent: Intent, connection: str, receipt: ParsedReceipt, now: dt.datetime) -> None:
+    """The intent's recipients the receipt names on the tenant's list, in its transaction."""
     channel = intent.contract["gateway"]
     payload = json.loads(bytes(Intent.objects.values_list("payload", flat=True).get(pk=intent.pk)))
+    named = {normalise(channel, r) for r in receipt.recipients}
     for recipient in recipients_of(channel, payload):
+        if named and recipient not in named:
+            continue
         suppression_add(
             tenant_id=intent.tenant_id,
             channel=channel,

@@ -127,7 +127,8 @@ def plan_batch(batch: list[tuple[Intent, float]], *, now: dt.datetime) -> Plan:
                 if position < granted:
                     plan.routes.append(Route(candidate.intent, candidate.timeout_s, spec, index))
                 else:
-                    assert grant is not None  # only a throttle grants fewer than asked
+                    if grant is None:  # only a throttle grants fewer than asked
+                        raise RuntimeError(f"Connection {key}: fewer sends granted, no throttle.")
                     wait = dt.timedelta(seconds=grant.wait_s(position - granted))
                     candidate.refusals.append((now + wait, THROTTLED, key))
                     still_waiting.append(candidate)

@@ -31,7 +31,14 @@ from .models import (
 from .rate_window import RateDecision, windows_count_since
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
-CLAIM_FIELDS = ("id", "public_id", "correlation_id", "next_attempt_at", "attempt_timeout_s")
+CLAIM_FIELDS = (
+    "id",
+    "public_id",
+    "correlation_id",
+    "traceparent",
+    "next_attempt_at",
+    "attempt_timeout_s",
+)
 
 
 def due_intents_for_claim(*, tenant_id: int, now: dt.datetime, limit: int) -> QuerySet[Intent]:
@@ -238,6 +245,11 @@ class _CachedTarget:
 
 
 _targets: dict[str, _CachedTarget] = {}
+
+
+def registered_target_keys() -> set[str]:
+    """Every target key the registry holds (active or retired)."""
+    return set(Target.objects.values_list("key", flat=True))
 
 
 def active_target_with_revision(*, key: str, fresh: bool = False) -> Target | None:

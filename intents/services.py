@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from portal import clock
 from portal.accounts.models import Tenant
 from portal.errors import DomainError, InvalidRequest
-from portal.observability import lifecycle
+from portal.observability import lifecycle, tracing
 from portal.observability.metrics import INTENTS_CREATED
 
 from .errors import (
@@ -41,6 +41,7 @@ from .selectors import (
     open_intent_count_reaches,
 )
 from .suppressions import recipient_suppressed_check
+from .transitions import FINISHED_FIELDS, LEASE_FIELDS, finish, release_lease
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -235,6 +236,7 @@ def intent_submit(
         deadline_at=now + dt.timedelta(seconds=deadline_s),
         requested_deadline_s=request.deadline_seconds,
         correlation_id=correlation_id,
+        traceparent=tracing.current_traceparent(),
         created_at=now,
         updated_at=now,
     )
@@ -372,23 +374,19 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
         if intent.is_terminal:
             raise AlreadyTerminal(f"Intent {intent.public_id} is already {intent.status}.")
         now = clock.now()
-        if intent.status == IntentStatus.PENDING:
-            intent.status = IntentStatus.CANCELLED
-            intent.reason_code = ReasonCode.CANCELLED_BY_CLIENT
-            intent.finished_at = now
-            intent.next_attempt_at = None
-        intent.cancel_requested = True
-        intent.updated_at = now
-        intent.save(
-            update_fields=[
-                "status",
-                "reason_code",
-                "finished_at",
-                "next_attempt_at",
-                "cancel_requested",
-                "updated_at",
-            ]
-        )
+        if intent.status == IntentStatus.PENDING:  # no lease to release: nobody holds it
+            finish(
+                intent,
+                status=IntentStatus.CANCELLED,
+                reason_code=ReasonCode.CANCELLED_BY_CLIENT,
+                now=now,
+            )
+            intent.cancel_requested = True
+            intent.save(update_fields=[*FINISHED_FIELDS, "cancel_requested"])
+        else:  # in flight: the worker's recording finishes it
+            intent.cancel_requested = True
+            intent.updated_at = now
+            intent.save(update_fields=["cancel_requested", "updated_at"])
     lifecycle.cancel_recorded(intent)
     return intent
 
@@ -403,9 +401,9 @@ REOPENED_FIELDS = [
     "reason_code",
     "finished_at",
     "cancel_requested",
-    "lease_owner",
-    "lease_expires_at",
-    "updated_at",
+    "delivery_status",
+    "delivered_at",
+    *LEASE_FIELDS,
 ]
 
 
@@ -436,9 +434,7 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.delivery_status = None
         intent.delivered_at = None
         intent.cancel_requested = False
-        intent.lease_owner = ""
-        intent.lease_expires_at = None
-        intent.updated_at = now
+        release_lease(intent, now=now)
         intent.save(update_fields=REOPENED_FIELDS)
     # It is open again without being created: this process's quota estimate cannot see it.
     open_intent_count_forget(tenant_id=intent.tenant_id)

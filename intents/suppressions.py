@@ -24,6 +24,7 @@ from portal import clock
 from portal.accounts.models import Tenant
 from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError, InvalidRequest, NotFound
+from portal.sql_limits import column_width
 
 from .models import Suppression
 
@@ -128,8 +129,8 @@ def suppression_add(
                     recipient_hash=digest,
                     recipient_masked=mask(channel, recipient),
                     connection=connection,
-                    provider_code=provider_code[:64],
-                    reason=reason[:200],
+                    provider_code=provider_code[: column_width(Suppression, "provider_code")],
+                    reason=reason[: column_width(Suppression, "reason")],
                     intent_public_id=intent_public_id,
                     created_at=now,
                 )

@@ -21,7 +21,7 @@ FIXTURE_TARGETS = Path(__file__).parent / "fixtures" / "targets"
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("MSSQL_PARITY") == "1":
-        from portal.mssql_parity import install_parity_flags
+        from tests.mssql.parity import install_parity_flags
 
         install_parity_flags()
 

@@ -25,6 +25,8 @@ from ..adapters.base_http import (
 )
 from ..allowlist import GatewayHostNotAllowed, allowed_hosts, check_url_allowed
 from ..base import (
+    MESSAGE_ID_MAX_CHARS,
+    RESULT_ERROR_CHARS,
     ConnectionConfig,
     GatewayMessage,
     GatewayResult,
@@ -151,14 +153,18 @@ class ProviderBase:
 
     def _failure(self, exc: Exception, timeout_s: float) -> GatewayResult:
         if isinstance(exc, ProviderConfigError | GatewayPayloadError | GatewayHostNotAllowed):
-            return GatewayResult(Outcome.EXECUTOR_ERROR, error=truncate(str(exc), 200))
+            return GatewayResult(
+                Outcome.EXECUTOR_ERROR, error=truncate(str(exc), RESULT_ERROR_CHARS)
+            )
         if isinstance(exc, AMBIGUOUS_NETWORK_ERRORS):
             # The request may have reached the provider, and most providers take no
             # idempotency key: the outcome is unknown, like a timeout (an at_most_once
             # target must not resend it). A connect error, by contrast, sent nothing.
             return GatewayResult(
                 Outcome.TIMEOUT,
-                error=truncate(f"outcome unknown, connection lost: {redact_exception(exc)}", 200),
+                error=truncate(
+                    f"outcome unknown, connection lost: {redact_exception(exc)}", RESULT_ERROR_CHARS
+                ),
             )
         return failure_result(exc, timeout_s)
 
@@ -262,9 +268,9 @@ class HttpAnswer:
         return GatewayResult(
             outcome,
             status_code=self.status,
-            message_id=message_id[:128],
+            message_id=message_id[:MESSAGE_ID_MAX_CHARS],
             retry_after_s=self.retry_after(),
-            error=truncate(error, 200),
+            error=truncate(error, RESULT_ERROR_CHARS),
             auth_failed=auth_failed,
             provider_code=provider_code[:64],
         )
@@ -291,9 +297,9 @@ def result(
     return GatewayResult(
         outcome,
         status_code=status_code,
-        message_id=message_id[:128],
+        message_id=message_id[:MESSAGE_ID_MAX_CHARS],
         retry_after_s=retry_after_s,
-        error=truncate(error, 200) if error else "",
+        error=truncate(error, RESULT_ERROR_CHARS) if error else "",
         suppress_recipient=suppress,
         auth_failed=auth_failed,
         provider_code=str(provider_code)[:64],

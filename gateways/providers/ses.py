@@ -6,6 +6,11 @@ The message is built by the same MIME builder as ``smtp`` (text/HTML alternative
 a timeout can arrive twice. Hard bounces and complaints arrive later as SES events
 (delivery receipts); SES refuses synchronously only what its account or sender cannot
 send, so few codes here suppress.
+
+Receipts: SES publishes its events to an SNS topic (``receipts_topic_arn``), which posts
+them to ``/hooks/receipts/{connection}`` over an HTTP(S) subscription. Each message's
+SNS signature is verified (``gateways.sns_messages``) and its topic must be that one;
+the subscription's confirmation is visited once verified, and audited.
 """
 
 from __future__ import annotations
@@ -14,10 +19,29 @@ import base64
 import json
 from typing import Any
 
-from ..base import GatewayMessage, GatewayResult, Outcome, ProbeResult
+from portal import clock
+from portal.audit.services import Actor, audit_record
+from portal.observability.logging import get_logger
+
+from ..base import (
+    ConnectionConfig,
+    GatewayMessage,
+    GatewayResult,
+    Outcome,
+    ParsedReceipt,
+    ProbeResult,
+    ReceiptInvalid,
+    ReceiptRejected,
+    ReceiptRequest,
+    SecretSource,
+)
+from ..sns_messages import sns_message_verify, sns_subscription_confirm
 from .aws import AwsProvider, aws_error, classify_aws_error
 from .common import HttpAnswer, result
+from .ses_events import ses_event_receipts
 from .smtp import addresses, build_email, message_id_for
+
+log = get_logger(__name__)
 
 PERMANENT_CODES = frozenset(
     {
@@ -97,3 +121,50 @@ class SesProvider(AwsProvider):
         if refused.auth_failed:
             self.invalidate_secrets()
         return ProbeResult(False, refused.error)
+
+    # --- receipts: SES events through an SNS HTTP(S) subscription ---------------------
+
+    @classmethod
+    def receipts_expected(cls, config: ConnectionConfig) -> bool:
+        """SES publishes events only where a configuration set sends them to the SNS
+        topic this connection names."""
+        return bool(config.settings.get("receipts_topic_arn"))
+
+    @classmethod
+    def parse_receipt(
+        cls, config: ConnectionConfig, request: ReceiptRequest, secrets: SecretSource
+    ) -> list[ParsedReceipt]:
+        topic = str(config.settings.get("receipts_topic_arn") or "")
+        if not topic:
+            raise ReceiptRejected(f"connection {config.key!r} names no receipts_topic_arn")
+        message = sns_message_verify(request.body, now=clock.now())
+        # Any AWS account can sign a message for its own topic: only ours counts.
+        if message.topic_arn != topic:
+            raise ReceiptRejected(f"SNS topic {message.topic_arn[:256]!r} is not {topic!r}")
+        header = request.headers.get("x-amz-sns-message-type")
+        if header and header != message.type:
+            raise ReceiptInvalid("x-amz-sns-message-type disagrees with the message's Type")
+        if message.type == "SubscriptionConfirmation":
+            sns_subscription_confirm(message)
+            cls._subscription_audited(config, message.topic_arn, "confirmed")
+            return []
+        if message.type == "UnsubscribeConfirmation":
+            # Not followed: re-subscribing is an operator's decision, not ours.
+            cls._subscription_audited(config, message.topic_arn, "unsubscribed")
+            return []
+        try:
+            event = json.loads(message.message)
+        except ValueError:
+            raise ReceiptInvalid("SNS Message is not an SES event (not JSON)") from None
+        return ses_event_receipts(event)
+
+    @staticmethod
+    def _subscription_audited(config: ConnectionConfig, topic_arn: str, what: str) -> None:
+        log.info("receipts.sns_subscription", connection=config.key, topic=topic_arn, change=what)
+        audit_record(
+            actor=Actor.system("sns"),
+            action=f"connection.receipts_subscription_{what}",
+            object_type="connection",
+            object_id=config.key,
+            data={"topic_arn": topic_arn},
+        )

@@ -56,6 +56,23 @@ class SimulatorProvider:
     async def send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         return await self.adapter.send(message, timeout_s=timeout_s)
 
+    @property
+    def can_query_status(self) -> bool:
+        """Whether ``reconcile`` can ask this connection about an idempotency key: the
+        channel adapter must offer the lookup (the HTTP ones when their status URL is set)."""
+        query = getattr(self.adapter, "query_status", None)
+        return callable(query) and bool(getattr(self.adapter, "can_query_status", True))
+
+    async def query_status(
+        self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
+    ) -> GatewayResult | None:
+        """The channel adapter's lookup by idempotency key (None: no record of it)."""
+        query = getattr(self.adapter, "query_status")  # noqa: B009 - optional on Gateway
+        result: GatewayResult | None = await query(
+            idempotency_key, timeout_s=timeout_s, request_id=request_id
+        )
+        return result
+
     async def probe(self, *, timeout_s: float) -> ProbeResult:
         """The simulator needs no credentials: a status lookup of a key it never saw
         proves it answers (404 is the expected answer)."""
@@ -112,6 +129,8 @@ def _adapter_for(config: ConnectionConfig, client: httpx.AsyncClient | None) -> 
         url = config.settings.get("url")
         if url:
             kwargs["url"] = str(url)
-            kwargs["status_url"] = str(config.settings.get("status_url") or f"{url}/status")
+            # "" says the gateway cannot be asked (GATEWAY_*_STATUS_URL=""); absent: the default
+            status_url = config.settings.get("status_url")
+            kwargs["status_url"] = f"{url}/status" if status_url is None else str(status_url)
     adapter: Gateway = adapter_class(**kwargs)
     return adapter

@@ -93,6 +93,7 @@ class GatewaySimulator:
         lowered = {k.lower(): v for k, v in headers.items()}
         key = lowered.get("idempotency-key", "").strip()
         request_id = lowered.get("x-request-id", "")
+        traceparent = lowered.get("traceparent", "")  # W3C: sent when tracing is on
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -120,6 +121,7 @@ class GatewaySimulator:
                     "to": recipient,
                     "idempotency_key": key,
                     "request_id": request_id,
+                    "traceparent": traceparent,
                     "status": response.status,
                     "message_id": (response.body or {}).get("message_id"),
                     "duplicate": bool((response.body or {}).get("duplicate", False)),

@@ -3,12 +3,12 @@
 Users and groups are re-registered with role checks: platform admins manage users, but
 roles, superuser status and raw permissions are read-only here for everyone (granted by
 ``manage.py grant_role`` / ``createsuperuser`` from the shell), and nobody deletes a user
-(deactivate instead: audit events and evidence keep pointing at them). Role changes are
-audited by the m2m signal in ``signals.py``; this admin names the acting user for it.
+(deactivate instead: audit events and evidence keep pointing at them). Saving a user goes
+through ``users.user_save``, which audits it; this admin only names the acting user.
 TOTP devices have no admin of their own: enrolment needs an invitation (``manage.py
 invite_staff``) and a reset is an audited action on the user.
 
-Tenants and API keys live in ``admin_tenants.py``.
+API keys live in ``admin_api_keys.py``; tenants in ``portal/console/admin.py``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from .admin_mixins import RoleRequiredAdminMixin
 from .models import StaffProfile
 from .roles import PLATFORM_ADMINS
 from .twofactor import two_factor_reset
+from .users import user_save
 
 User = get_user_model()
-_AUDITED_USER_FIELDS = ("is_active", "is_staff", "is_superuser", "username", "email")
 
 for model in (User, Group, TOTPDevice, StaticDevice, AccessAttempt):
     if admin.site.is_registered(model):
@@ -107,20 +107,11 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
         ]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        changed = sorted(set(form.changed_data) & {*_AUDITED_USER_FIELDS, "password"})
-        if change and not changed:
-            return
-        audit_record(
+        # Saved and audited by the accounts service, one action per kind of change.
+        user_save(
+            user=obj,
             actor=Actor.user(request.user),
-            action="user.updated" if change else "user.created",
-            object_type="user",
-            object_id=obj.pk,
-            data={
-                "username": obj.get_username(),
-                "changed": changed,
-                **{name: getattr(obj, name) for name in changed if name != "password"},
-            },
+            changed=form.changed_data if change else (),
             ip_address=ip_from_request(request),
         )
 
@@ -189,5 +180,6 @@ class PortalAccessAttemptAdmin(RoleRequiredAdminMixin, AccessAttemptAdmin):
             )
 
 
-# Tenants and API keys: registered on import (portal/accounts/admin_tenants.py).
-from . import admin_tenants  # noqa: E402, F401
+# API keys: registered on import (portal/accounts/admin_api_keys.py). Tenants: a cross-app
+# screen, in portal/console/admin.py.
+from . import admin_api_keys  # noqa: E402, F401

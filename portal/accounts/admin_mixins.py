@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError
@@ -25,6 +27,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from portal.admin_display import short_id
+from portal.errors import DomainError
 
 from .roles import has_role, restrict_to_visible_tenants
 
@@ -189,3 +192,47 @@ class RecordAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
         for field in self.public_id_fields:
             matches |= Q(**{field: key})
         return queryset.filter(matches), False
+
+
+class ServiceFormAdminMixin:
+    """Render an admin form whose valid data a service applies (instead of a model save)."""
+
+    def render_service_form(
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm,
+        obj: Any,
+        *,
+        fieldsets: list[tuple[str | None, dict[str, Any]]],
+        readonly_fields: tuple[str, ...] = (),
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        model_admin: Any = self
+        admin_form = helpers.AdminForm(
+            form, fieldsets, {}, readonly_fields, model_admin=model_admin
+        )
+        opts = model_admin.opts
+        context = {
+            **model_admin.admin_site.each_context(request),
+            "title": f"{'Add' if obj is None else 'Change'} {opts.verbose_name}",
+            "subtitle": str(obj) if obj is not None else None,
+            "adminform": admin_form,
+            "object_id": obj.pk if obj is not None else None,
+            "original": obj,
+            "is_popup": False,
+            "to_field": None,
+            "media": model_admin.media + admin_form.media,
+            "inline_admin_formsets": [],
+            "errors": helpers.AdminErrorList(form, []),
+            "preserved_filters": model_admin.get_preserved_filters(request),
+            **(extra_context or {}),
+        }
+        return model_admin.render_change_form(
+            request, context, add=obj is None, change=obj is not None, obj=obj
+        )
+
+
+def add_service_error(form: forms.BaseForm, exc: DomainError) -> None:
+    """Show a service's refusal on the field it names (``DomainError.field``), if the form
+    has that field; otherwise above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.detail)

@@ -1,11 +1,6 @@
-"""Staff enrolment by invitation and role grants from the shell: the four-eyes rules.
-
-- Enrolment needs an invitation: ``invitation_issue`` makes a one-time token that
-  expires after ``STAFF_INVITATION_TTL_S``; the enrolment confirm consumes it. A 2FA
-  reset revokes open invitations, so a reset user needs a new one.
-- Roles are granted and revoked only by ``manage.py grant_role`` (the admin shows them
-  read-only), so nobody with portal access alone can make someone, or a second account
-  of their own, an approver of their own replay requests.
+"""Staff enrolment by invitation: ``invitation_issue`` makes a one-time token that
+expires after ``STAFF_INVITATION_TTL_S``; the enrolment confirm consumes it. A 2FA reset
+revokes open invitations, so a reset user needs a new one. (Roles: ``users.role_grant``.)
 """
 
 from __future__ import annotations
@@ -17,15 +12,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from portal.audit.services import Actor, audit_context, audit_record
+from portal.audit.services import Actor, audit_record
 from portal.errors import InvalidRequest
 
 from .models import StaffInvitation
-from .roles import ALL_ROLES
 from .twofactor import TwoFactorError, has_confirmed_totp
 
 INVITATION_SESSION_KEY = "portal_invitation"
@@ -106,21 +99,3 @@ def invitation_consume(*, invitation_id: int, user: Any) -> None:
     ).update(used_at=timezone.now())
     if not used:
         raise TwoFactorError("This invitation expired or was already used; ask for a new one.")
-
-
-def role_grant(*, user: Any, role: str, actor: Actor, revoke: bool = False) -> bool:
-    """Add (or remove) ``role``; True when something changed. Audited by the m2m signal."""
-    if role not in ALL_ROLES:
-        raise InvalidRequest(f"Unknown role {role!r}. Known: {', '.join(ALL_ROLES)}.")
-    if not user.is_staff and not revoke:
-        raise InvalidRequest(f"{user.get_username()} is not a staff user.")
-    group, _ = Group.objects.get_or_create(name=role)
-    holds = user.groups.filter(pk=group.pk).exists()
-    if holds != revoke:
-        return False
-    with transaction.atomic(), audit_context(actor=actor, ip_address=None):
-        if revoke:
-            user.groups.remove(group)
-        else:
-            user.groups.add(group)
-    return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from django.conf import settings
@@ -17,6 +17,7 @@ from .models import ALL_SCOPES, ApiKey, Tenant
 
 API_KEY_NAME_MAX = 50  # AbstractAPIKey.name
 TENANT_NAME_MAX = 100
+STATE_REASON_MAX_CHARS = 2_000  # why a tenant was disabled or enabled, as audited
 
 
 def tenant_create(*, name: str, actor: Actor, ip_address: str | None = None) -> tuple[Tenant, bool]:
@@ -132,11 +133,21 @@ TENANT_LIMIT_FIELDS = (
 )
 
 
-def _registered_target_keys() -> set[str]:
-    # Imported here: the intents app builds on the accounts models (tenants).
-    from intents.models import Target
+# The target registry lives in ``intents``, a layer above this app: it registers how to
+# list its keys once it is ready (intents/apps.py), so the allowed-targets rule stays here
+# without an upward import.
+_target_catalogue: list[Callable[[], Iterable[str]]] = []
 
-    return set(Target.objects.values_list("key", flat=True))
+
+def target_catalogue_register(keys: Callable[[], Iterable[str]]) -> None:
+    """Install the function that lists the registered target keys (one; the last wins)."""
+    _target_catalogue[:] = [keys]
+
+
+def _registered_target_keys() -> set[str]:
+    if not _target_catalogue:
+        raise RuntimeError("No target registry is installed to check allowed_targets against.")
+    return set(_target_catalogue[0]())
 
 
 def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +259,7 @@ def tenant_set_active(
             action="tenant.enabled" if active else "tenant.disabled",
             object_type="tenant",
             object_id=locked.pk,
-            data={"name": locked.name, "reason": reason.strip()[:2000]},
+            data={"name": locked.name, "reason": reason.strip()[:STATE_REASON_MAX_CHARS]},
             ip_address=ip_address,
         )
     return locked, True

@@ -1,4 +1,6 @@
-"""Security events into the audit history: logins, failures, lockouts, role changes."""
+"""Security events into the audit history: logins, failures, lockouts, tenant-scope changes.
+
+Role changes are audited by ``users.role_grant``, the one way a role changes."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Any
 
 from axes.signals import user_locked_out
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
@@ -99,49 +100,6 @@ def record_lockout(
         data={"username": str(username or "")[:_USERNAME_MAX]},
         ip_address=ip_address or ip_from_request(request),
     )
-
-
-@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="portal.accounts.roles")
-def record_role_change(
-    sender: Any,
-    instance: Any,
-    action: str,
-    reverse: bool,
-    pk_set: set[int] | None,
-    **kwargs: Any,
-) -> None:
-    """``role.granted`` / ``role.revoked`` for every (user, group) pair that changed."""
-    if action == "pre_clear":
-        related = instance.user_set if reverse else instance.groups
-        instance._portal_cleared_pks = set(related.values_list("pk", flat=True))
-        return
-    if action == "post_clear":
-        pk_set = getattr(instance, "_portal_cleared_pks", set())
-        verb = "role.revoked"
-    elif action == "post_add":
-        verb = "role.granted"
-    elif action == "post_remove":
-        verb = "role.revoked"
-    else:
-        return
-    if not pk_set:
-        return
-    if reverse:  # group.user_set.add(...): instance is the group
-        pairs = [(user, instance) for user in User.objects.filter(pk__in=pk_set)]
-    else:
-        pairs = [(instance, group) for group in Group.objects.filter(pk__in=pk_set)]
-    context = current_audit_context()
-    actor = context.actor if context else Actor.system("system")
-    for user, group in pairs:
-        user.__dict__.pop("_role_cache", None)
-        audit_record(
-            actor=actor,
-            action=verb,
-            object_type="user",
-            object_id=user.pk,
-            data={"username": user.get_username(), "role": group.name},
-            ip_address=context.ip_address if context else None,
-        )
 
 
 @receiver(m2m_changed, sender=StaffProfile.tenants.through, dispatch_uid="portal.accounts.scope")

@@ -11,7 +11,9 @@ class ObservabilityConfig(AppConfig):
 
         from .logging import configure_structlog
         from .services import worker_heartbeat_if_due
+        from .tracing import tracing_configure
 
         configure_structlog()
+        tracing_configure()
         # A busy cluster worker beats on its own, even if pings wait behind a long queue.
         pre_execute.connect(worker_heartbeat_if_due, dispatch_uid="observability.heartbeat")

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db import transaction
 
+from . import tracing
 from .logging import bind_correlation, get_logger
 
 LOGGER_NAME = "portal.lifecycle"
@@ -96,17 +97,22 @@ def attempt(intent: Any, *, gateway: str, timeout_s: float) -> Iterator[AttemptL
     when the lifecycle lines themselves are off: then only they are skipped.
     """
     record = AttemptLog()
-    with intent_context(intent):
+    number = intent.attempts_count + 1
+    with (
+        intent_context(intent),
+        tracing.attempt_span(intent, gateway=gateway, number=number) as span,
+    ):
         if not _enabled():
             yield record
+            tracing.attempt_finished(span, record.result)
             return
-        number = intent.attempts_count + 1
         logger.info(
             "attempt.started", attempt=number, gateway=gateway, timeout_s=round(timeout_s, 3)
         )
         started = time.perf_counter()
         yield record
         result = record.result
+        tracing.attempt_finished(span, result)
         fields: dict[str, Any] = {
             "attempt": number,
             "gateway": gateway,

@@ -1,8 +1,10 @@
 """Reconciliation of ambiguous attempts: the last attempt timed out, so the gateway may
 have accepted the message even though we recorded no acceptance.
 
-Every attempt sends the intent's public id as the gateway idempotency key. A gateway
-adapter that can look a message up by that key exposes the optional method::
+Every attempt sends the intent's public id as the gateway idempotency key, and records
+the connection it went through: that connection's provider is the one asked. A provider
+(for the ``simulator`` provider, its channel adapter) that can look a message up by that
+key exposes the optional method::
 
     async def query_status(
         self, idempotency_key: str, *, timeout_s: float, request_id: str = ""
@@ -25,22 +27,18 @@ import datetime as dt
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from deadletters.models import DeadLetter, DeadLetterStatus
+from deadletters.selectors import replay_holds_dead_letter_of
+from deadletters.services import dead_letters_resolve_for_intent
 from gateways.base import GatewayResult, Outcome
+from gateways.connections import DEFAULT_CONNECTIONS, ConnectionSpec, connection_specs
+from gateways.providers import UnknownProvider
 from gateways.registry import GatewaySession, UnknownGateway
-from intents.models import (
-    DEAD_LETTER_STATUSES,
-    Attempt,
-    AttemptOutcome,
-    DeliveryStatus,
-    Intent,
-    IntentStatus,
-    ReasonCode,
-)
+from intents.reconciliation import intent_lock_timed_out, intent_record_reconciled
 from portal import clock
-from portal.audit.services import Actor, audit_record
+from portal.audit.services import Actor
 
 from . import metrics, selectors
 from .lifecycle import correlation_id_of
@@ -52,6 +50,7 @@ if TYPE_CHECKING:
 logger = get_logger(__name__)
 
 DEFAULT_LOOKBACK = dt.timedelta(days=7)
+DEFAULT_LIMIT = 500  # intents listed (and asked about) per run
 
 # What happened to one listed intent.
 MANUAL_REVIEW = "manual_review"  # the adapter cannot be asked
@@ -77,16 +76,31 @@ def timed_out_candidates(*, now: dt.datetime, limit: int) -> list[TimedOutIntent
     return list(selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK)[:limit])
 
 
-def reconcile_timeouts(*, resolve: bool, limit: int = 500) -> list[ReconcileItem]:
-    """List (and with ``resolve``, settle) intents whose last attempt timed out."""
+def reconcile_timeouts(*, resolve: bool, limit: int = DEFAULT_LIMIT) -> list[ReconcileItem]:
+    """List (and with ``resolve``, settle) intents whose last attempt timed out.
+
+    Each intent is asked about through the connection its timed-out attempt used (a
+    failover target may have tried several), so the provider that may hold the message
+    is the one asked.
+    """
     now = clock.db_now()
     candidates = timed_out_candidates(now=now, limit=limit)
-    by_gateway: dict[str, list[TimedOutIntent]] = defaultdict(list)
+    by_connection: dict[tuple[str, str], list[TimedOutIntent]] = defaultdict(list)
     for intent in candidates:
-        by_gateway[intent.gateway].append(intent)
+        key = intent.last_connection or DEFAULT_CONNECTIONS.get(intent.gateway, "")
+        by_connection[(intent.gateway, key)].append(intent)
+    specs = connection_specs(key for _, key in by_connection)
     items: list[ReconcileItem] = []
-    for gateway, intents in sorted(by_gateway.items()):
-        listed, results = asyncio.run(_ask_gateway(gateway, intents, resolve=resolve))
+    for (gateway, key), intents in sorted(by_connection.items()):
+        spec = specs.get(key)
+        if spec is None:
+            detail = (
+                f"connection {key!r} is no longer configured: check the provider's records "
+                "for this idempotency key (the intent id) by hand"
+            )
+            items.extend(_item(i, MANUAL_REVIEW, detail) for i in intents)
+            continue
+        listed, results = asyncio.run(_ask_connection(gateway, spec, intents, resolve=resolve))
         if listed is not None:
             items.extend(listed)
         else:  # database writes stay out of the event loop
@@ -107,25 +121,33 @@ def _item(intent: TimedOutIntent, action: str, detail: str) -> ReconcileItem:
     )
 
 
-async def _ask_gateway(
-    gateway: str, intents: list[TimedOutIntent], *, resolve: bool
+def _cannot_ask(gateway: str, spec: ConnectionSpec, provider: object) -> str:
+    adapter = getattr(provider, "adapter", None)
+    if spec.config.provider == "simulator" and adapter is not None:
+        what = f"the {gateway!r} adapter ({type(adapter).__name__})"
+    else:
+        what = f"the {spec.config.provider!r} provider of connection {spec.key!r}"
+    return (
+        f"{what} cannot query status by idempotency key: check the provider's records for "
+        "this idempotency key (the intent id) by hand"
+    )
+
+
+async def _ask_connection(
+    gateway: str, spec: ConnectionSpec, intents: list[TimedOutIntent], *, resolve: bool
 ) -> tuple[list[ReconcileItem] | None, list[GatewayResult | BaseException | None]]:
-    """Either the items as listed (nothing to ask), or the gateway's answer per intent."""
+    """Either the items as listed (nothing to ask), or the provider's answer per intent."""
     async with GatewaySession() as session:
         try:
-            adapter = session.get(gateway)
-        except UnknownGateway as exc:
+            provider = session.connection(spec.config)
+        except (UnknownGateway, UnknownProvider, ImproperlyConfigured) as exc:
             return [_item(i, MANUAL_REVIEW, str(exc)) for i in intents], []
-        query_status = getattr(adapter, "query_status", None)
-        if not callable(query_status) or not getattr(adapter, "can_query_status", True):
-            detail = (
-                f"the {gateway!r} adapter ({type(adapter).__name__}) cannot query status by "
-                "idempotency key: check the provider's records for this idempotency key "
-                "(the intent id) by hand"
-            )
+        query_status = getattr(provider, "query_status", None)
+        if not callable(query_status) or not getattr(provider, "can_query_status", True):
+            detail = _cannot_ask(gateway, spec, provider)
             return [_item(i, MANUAL_REVIEW, detail) for i in intents], []
         if not resolve:
-            detail = "the gateway can be asked: run with --resolve"
+            detail = f"the gateway can be asked (connection {spec.key}): run with --resolve"
             return [_item(i, QUERYABLE, detail) for i in intents], []
         results = await asyncio.gather(
             *(
@@ -162,68 +184,38 @@ def _settle(intent: TimedOutIntent, result: GatewayResult | BaseException | None
 
 
 def intent_reconcile_accepted(*, intent_id: int, gateway_message_id: str) -> tuple[str, str]:
-    """Record a gateway-confirmed acceptance of an intent whose last attempt timed out.
+    """Record a gateway-confirmed acceptance of an intent whose last attempt timed out,
+    and resolve its open dead letter, in one transaction. Returns (action, detail).
 
-    Re-checks everything under the row lock: the intent must still be retrying or
+    Re-checks everything under the intent's row lock: it must still be retrying or
     dead-lettered, its last attempt must still be the timeout, and no replay may hold
-    its dead letter. Returns (action, detail).
+    its dead letter. The writes are the apps' own (``intents.reconciliation``,
+    ``deadletters.services``); this only decides they belong together.
     """
+    actor = Actor.system("reconcile")
     with transaction.atomic():
         now = clock.db_now()
-        intent = Intent.objects.select_for_update().get(pk=intent_id)
-        previous = intent.status
-        if previous != IntentStatus.PENDING and previous not in DEAD_LETTER_STATUSES:
-            return SKIPPED, f"the intent is {previous} now"
-        last = Attempt.objects.filter(intent=intent).order_by("-number").first()
-        if last is None or last.outcome != AttemptOutcome.TIMEOUT:
-            return SKIPPED, "a later attempt ran meanwhile"
-        dead_letters = DeadLetter.objects.filter(intent=intent, generation=intent.generation)
-        if dead_letters.filter(status=DeadLetterStatus.REPLAY_PENDING).exists():
-            return SKIPPED, "a replay request holds its dead letter; decide that first"
-        intent.status = IntentStatus.ACCEPTED
-        intent.reason_code = ReasonCode.GATEWAY_ACCEPTED
-        intent.gateway_message_id = gateway_message_id[:128]
-        # Settled by a status lookup, not a send: whether a receipt follows is not known.
-        intent.delivery_status = DeliveryStatus.UNKNOWN
-        intent.finished_at = now
-        intent.next_attempt_at = None
-        intent.lease_owner = ""
-        intent.lease_expires_at = None
-        intent.updated_at = now
-        intent.save(
-            update_fields=[
-                "status",
-                "reason_code",
-                "gateway_message_id",
-                "delivery_status",
-                "finished_at",
-                "next_attempt_at",
-                "lease_owner",
-                "lease_expires_at",
-                "updated_at",
-            ]
+        intent, refused = intent_lock_timed_out(intent_id=intent_id)
+        if refused is None and replay_holds_dead_letter_of(
+            intent_id=intent.pk, generation=intent.generation
+        ):
+            refused = "a replay request holds its dead letter; decide that first"
+        if refused is not None:
+            return SKIPPED, refused
+        resolved = dead_letters_resolve_for_intent(
+            intent=intent,
+            actor=actor,
+            reason="the gateway confirmed acceptance of the timed-out attempt (reconcile)",
+            now=now,
         )
-        resolved = dead_letters.filter(status=DeadLetterStatus.OPEN).update(
-            status=DeadLetterStatus.RESOLVED, updated_at=now
+        previous = intent_record_reconciled(
+            intent=intent,
+            gateway_message_id=gateway_message_id,
+            dead_letters_resolved=resolved,
+            actor=actor,
+            now=now,
         )
-        audit_record(
-            actor=Actor.system("reconcile"),
-            action="intent.reconciled",
-            object_type="intent",
-            object_id=str(intent.public_id),
-            data={
-                "previous_status": previous,
-                "gateway_message_id": intent.gateway_message_id,
-                "dead_letters_resolved": resolved,
-            },
-        )
-
-        def count() -> None:
-            metrics.RECONCILED.labels(result="accepted").inc()
-            if previous == IntentStatus.PENDING:  # it had not been counted as finished yet
-                metrics.INTENTS_FINISHED.labels(reason=ReasonCode.GATEWAY_ACCEPTED).inc()
-
-        transaction.on_commit(count)
+        transaction.on_commit(lambda: metrics.RECONCILED.labels(result="accepted").inc())
     logger.info("intent.reconciled", previous_status=previous, dead_letters_resolved=resolved)
     detail = f"the gateway confirmed acceptance; was {previous}"
     if resolved:

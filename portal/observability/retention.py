@@ -14,6 +14,9 @@ What goes, in this order:
 
 Audit events are never touched (their model refuses deletion anyway). Replay requests
 themselves are kept: they are small and record who decided what.
+
+The deletes are the apps' own (``deadletters.services.retention``, ``intents.retention``);
+this module orders them, bounds the batches and audits the run (``retention.purged``).
 """
 
 from __future__ import annotations
@@ -23,17 +26,12 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
-from deadletters.models import (
-    SETTLED_STATUSES,
-    DeadLetter,
-    Evidence,
-    ReplayItem,
-    ReplayStatus,
-)
-from intents.models import TERMINAL_STATUSES, Attempt, Intent
+from deadletters.selectors import dead_letters_keeping_their_intent, purgeable_dead_letters
+from deadletters.services.retention import dead_letters_purge, dead_letters_purge_count
+from intents.models import Intent
+from intents.retention import intents_purge, intents_purge_count, purgeable_intents
 from portal import clock
 from portal.audit.services import Actor, audit_record
 from portal.sql_limits import IN_LIST_CHUNK
@@ -44,8 +42,6 @@ from .models import WorkerHeartbeat
 
 logger = get_logger(__name__)
 
-FINISHED_DEAD_LETTER_STATUSES = SETTLED_STATUSES
-FINISHED_REPLAY_STATUSES = (ReplayStatus.DONE, ReplayStatus.REJECTED, ReplayStatus.EXPIRED)
 HEARTBEAT_RETENTION = dt.timedelta(days=7)
 DEFAULT_BATCH_SIZE = IN_LIST_CHUNK  # ids per DELETE
 
@@ -76,29 +72,9 @@ class RetentionReport:
         }
 
 
-def purgeable_dead_letters(*, now: dt.datetime) -> QuerySet[DeadLetter]:
-    in_unfinished_replay = ReplayItem.objects.filter(dead_letter=OuterRef("pk")).exclude(
-        request__status__in=FINISHED_REPLAY_STATUSES
-    )
-    return DeadLetter.objects.filter(
-        status__in=FINISHED_DEAD_LETTER_STATUSES, retention_until__lt=now
-    ).exclude(Exists(in_unfinished_replay))
-
-
-def purgeable_intents(
-    *, now: dt.datetime, cutoff: dt.datetime, dead_letters_purged: bool
-) -> QuerySet[Intent]:
-    """Terminal intents finished before ``cutoff`` that no kept dead letter refers to.
-
-    ``dead_letters_purged``: the purgeable dead letters are already gone, so any dead
-    letter left keeps its intent. Otherwise (dry run) count those that would be gone.
-    """
-    kept = DeadLetter.objects.filter(intent=OuterRef("pk"))
-    if not dead_letters_purged:
-        kept = kept.exclude(pk__in=purgeable_dead_letters(now=now).values("pk"))
-    return Intent.objects.filter(status__in=TERMINAL_STATUSES, finished_at__lt=cutoff).exclude(
-        Exists(kept)
-    )
+def _intent_candidates(report: RetentionReport, *, dead_letters_purged: bool) -> QuerySet[Intent]:
+    kept = dead_letters_keeping_their_intent(now=report.now, purged=dead_letters_purged)
+    return purgeable_intents(cutoff=report.intent_cutoff, kept_by=kept)
 
 
 def stale_heartbeats(*, now: dt.datetime) -> QuerySet[WorkerHeartbeat]:
@@ -140,17 +116,13 @@ def retention_purge(
 
 
 def _count_only(report: RetentionReport) -> None:
-    dead_letters = purgeable_dead_letters(now=report.now)
-    evidence = Evidence.objects.filter(dead_letter__in=dead_letters)
-    intents = purgeable_intents(
-        now=report.now, cutoff=report.intent_cutoff, dead_letters_purged=False
-    )
-    report.dead_letters = dead_letters.count()
-    report.evidence = evidence.count()
-    report.evidence_files = evidence.exclude(file="").count()
-    report.replay_items = ReplayItem.objects.filter(dead_letter__in=dead_letters).count()
-    report.intents = intents.count()
-    report.attempts = Attempt.objects.filter(intent__in=intents).count()
+    would = dead_letters_purge_count(now=report.now)
+    report.dead_letters = would.dead_letters
+    report.evidence = would.evidence
+    report.evidence_files = would.evidence_files
+    report.replay_items = would.replay_items
+    candidates = _intent_candidates(report, dead_letters_purged=False)
+    report.intents, report.attempts = intents_purge_count(candidates=candidates)
     report.heartbeats = stale_heartbeats(now=report.now).count()
 
 
@@ -184,60 +156,26 @@ def _purge_dead_letters(report: RetentionReport, batch_size: int, budget: _Budge
         return list(qs.values_list("id", flat=True)[:batch_size])
 
     def delete(ids: list[int]) -> int:
-        with transaction.atomic():
-            # Re-check under the lock: a dead letter may have changed since it was listed.
-            locked = list(
-                purgeable_dead_letters(now=report.now)
-                .filter(id__in=ids)
-                .select_for_update()
-                .values_list("id", flat=True)
-            )
-            if not locked:
-                return 0
-            evidence = Evidence.objects.filter(dead_letter_id__in=locked)
-            files = [name for name in evidence.values_list("file", flat=True) if name]
-            report.evidence += evidence.delete()[0]
-            report.replay_items += ReplayItem.objects.filter(dead_letter_id__in=locked).delete()[0]
-            deleted = DeadLetter.objects.filter(id__in=locked).delete()[0]
-            report.dead_letters += deleted
-            # Files go only once the rows are gone for good; a failure leaves an orphan
-            # file (logged), never a row pointing at a missing file.
-            transaction.on_commit(lambda: _delete_files(files, report))
-        return deleted
+        purged = dead_letters_purge(ids=ids, now=report.now)
+        report.dead_letters += purged.dead_letters
+        report.evidence += purged.evidence
+        report.evidence_files += purged.evidence_files
+        report.replay_items += purged.replay_items
+        return purged.dead_letters
 
     _batches(next_ids, delete, budget)
 
 
-def _delete_files(names: list[str], report: RetentionReport) -> None:
-    storage = Evidence._meta.get_field("file").storage
-    for name in names:
-        try:
-            storage.delete(name)
-        except OSError as exc:
-            logger.warning("retention.evidence_file_not_deleted", file=name, error=str(exc))
-            continue
-        report.evidence_files += 1
-
-
 def _purge_intents(report: RetentionReport, batch_size: int, budget: _Budget) -> None:
-    def candidates() -> QuerySet[Intent]:
-        return purgeable_intents(
-            now=report.now, cutoff=report.intent_cutoff, dead_letters_purged=True
-        )
+    candidates = _intent_candidates(report, dead_letters_purged=True)
 
     def next_ids() -> list[int]:
-        return list(candidates().order_by("id").values_list("id", flat=True)[:batch_size])
+        return list(candidates.order_by("id").values_list("id", flat=True)[:batch_size])
 
     def delete(ids: list[int]) -> int:
-        with transaction.atomic():
-            locked = list(
-                candidates().filter(id__in=ids).select_for_update().values_list("id", flat=True)
-            )
-            if not locked:
-                return 0
-            _, per_model = Intent.objects.filter(id__in=locked).delete()
-        report.intents += per_model.get(Intent._meta.label, 0)
-        report.attempts += per_model.get(Attempt._meta.label, 0)
-        return per_model.get(Intent._meta.label, 0)
+        intents, attempts = intents_purge(ids=ids, candidates=candidates)
+        report.intents += intents
+        report.attempts += attempts
+        return intents
 
     _batches(next_ids, delete, budget)

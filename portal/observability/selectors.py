@@ -445,6 +445,7 @@ def sla_by_target(
 class TimedOutAnnotations(TypedDict):
     last_outcome: str | None
     last_attempt_at: dt.datetime | None
+    last_connection: str | None
     gateway: str
 
 
@@ -459,7 +460,9 @@ def timed_out_intents(
 
     Still retrying (pending after at least one attempt), or dead-lettered (failed,
     exhausted, expired) and either finished since ``since`` or holding an open dead
-    letter. Annotated with ``last_outcome``, ``last_attempt_at`` and ``gateway``.
+    letter. Annotated with ``last_outcome``, ``last_attempt_at``, ``last_connection``
+    (the connection that attempt went through; '' before connections existed) and
+    ``gateway``.
     """
     last_attempt = Attempt.objects.filter(intent=OuterRef("pk")).order_by("-number")
     open_dead_letter = DeadLetter.objects.filter(
@@ -477,6 +480,7 @@ def timed_out_intents(
         .annotate(
             last_outcome=Subquery(last_attempt.values("outcome")[:1]),
             last_attempt_at=Subquery(last_attempt.values("finished_at")[:1]),
+            last_connection=Subquery(last_attempt.values("connection")[:1]),
             gateway=F("target_revision__gateway"),
         )
         .filter(last_outcome=AttemptOutcome.TIMEOUT)

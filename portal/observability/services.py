@@ -16,6 +16,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 
 from portal import clock
 from portal.process import process_worker_id
+from portal.sql_limits import column_width
 
 from .logging import get_logger
 from .models import WorkerHeartbeat
@@ -38,8 +39,12 @@ def heartbeat(
     now: dt.datetime | None = None,
 ) -> None:
     """Record that ``worker_id`` is alive now (database clock). One UPDATE when it exists."""
-    worker_id = worker_id[:128]
-    values = {"kind": kind[:32], "seen_at": now or clock.db_now(), "info": info or {}}
+    worker_id = worker_id[: column_width(WorkerHeartbeat, "worker_id")]
+    values = {
+        "kind": kind[: column_width(WorkerHeartbeat, "kind")],
+        "seen_at": now or clock.db_now(),
+        "info": info or {},
+    }
     if WorkerHeartbeat.objects.filter(worker_id=worker_id).update(**values):
         return
     try:

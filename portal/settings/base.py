@@ -49,9 +49,11 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.audit",
     "portal.observability",
+    "portal.backups",
     "gateways",
     "intents",
     "deadletters",
+    "portal.console",  # the composition layer: cross-app admin screens and demo commands
 ]
 
 MIDDLEWARE = [
@@ -316,6 +318,9 @@ READINESS_HEARTBEAT_KINDS = env.list("READINESS_HEARTBEAT_KINDS", default=["disp
 # process before it starts (prometheus-client reads it at import); see docs/architecture.md.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=True)
+# OpenTelemetry traces (portal/observability/tracing.py): off unless set; the SDK reads
+# the rest of its OTEL_* variables itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 # Extra key names blanked in every log line, on top of secret-looking ones and the
 # target contract's sensitive_fields.
 LOG_REDACT_FIELDS = env.list("LOG_REDACT_FIELDS", default=[])

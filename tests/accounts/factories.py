@@ -12,14 +12,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.models import StaffProfile
-from portal.accounts.roles import ALL_ROLES
+from portal.accounts.users import role_grant
+from portal.audit.services import Actor
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -41,12 +41,8 @@ def create_staff_user(
         is_superuser=superuser,
         email=f"{username}@example.com",
     )
-    for role in roles:
-        if role not in ALL_ROLES:
-            raise ValueError(f"unknown role {role!r}")
-        # get_or_create: transactional tests flush the groups the migration made.
-        group, _ = Group.objects.get_or_create(name=role)
-        user.groups.add(group)
+    for role in roles:  # the one way a role changes, audited like any grant
+        role_grant(user=user, role=role, actor=Actor.system("tests"))
     tenants = list(tenants)
     # No tenants named: the explicit all-tenants grant (a profile fails closed otherwise).
     profile, _ = StaffProfile.objects.get_or_create(

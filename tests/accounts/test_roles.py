@@ -20,8 +20,10 @@ from portal.accounts.roles import (
     tenant_ids_visible_to,
 )
 from portal.accounts.twofactor import two_factor_reset
+from portal.accounts.users import role_grant, user_create, user_set_flags, user_set_password
 from portal.audit.models import AuditEvent
-from portal.errors import PermissionDenied
+from portal.audit.services import Actor
+from portal.errors import InvalidRequest, PermissionDenied
 from tests.accounts.factories import create_staff_user, verified_login
 
 pytestmark = pytest.mark.django_db
@@ -71,29 +73,36 @@ def test_tenant_scope(tenant, other_tenant):
     assert tenant_ids_visible_to(non_staff) == set()
 
 
-def test_role_grant_and_revoke_are_audited(operator):
+def test_role_grant_and_revoke_are_audited_with_the_actor(operator):
     user, _ = operator
-    approvers = Group.objects.get(name=APPROVERS)
-    user.groups.add(approvers)
-    user.groups.remove(approvers)
-    approvers.user_set.add(user)
-    user.groups.clear()
+    actor = Actor.system("manage.py grant_role")
+    assert role_grant(user=user, role=APPROVERS, actor=actor)
+    assert not role_grant(user=user, role=APPROVERS, actor=actor)  # held already: no event
+    assert role_grant(user=user, role=APPROVERS, actor=actor, revoke=True)
+    assert not role_grant(user=user, role=APPROVERS, actor=actor, revoke=True)
+    assert role_grant(user=user, role=APPROVERS, actor=actor)
     events = list(
         AuditEvent.objects.filter(action__startswith="role.")
         .order_by("sequence")
-        .values_list("action", "data__role")
+        .values_list("action", "data__role", "actor_label")
     )
-    assert events[:4] == [
-        ("role.granted", OPERATORS),  # from the factory
-        ("role.granted", APPROVERS),
-        ("role.revoked", APPROVERS),
-        ("role.granted", APPROVERS),
+    assert events == [
+        ("role.granted", OPERATORS, "tests"),  # from the factory
+        ("role.granted", APPROVERS, "manage.py grant_role"),
+        ("role.revoked", APPROVERS, "manage.py grant_role"),
+        ("role.granted", APPROVERS, "manage.py grant_role"),
     ]
-    # clear() revokes both groups, in no particular order.
-    assert sorted(events[4:]) == [("role.revoked", APPROVERS), ("role.revoked", OPERATORS)]
-    revoked = AuditEvent.objects.filter(action="role.revoked").last()
-    assert revoked is not None
-    assert revoked.actor_label == "system"
+    assert set(user.groups.values_list("name", flat=True)) == {OPERATORS, APPROVERS}
+
+
+def test_role_grant_refuses_unknown_roles_and_non_staff(operator):
+    user, _ = operator
+    with pytest.raises(InvalidRequest, match="Unknown role"):
+        role_grant(user=user, role="root", actor=Actor.system())
+    client = DjangoUser.objects.create_user("client", password="x")
+    with pytest.raises(InvalidRequest, match="not a staff user"):
+        role_grant(user=client, role=OPERATORS, actor=Actor.system())
+    assert not AuditEvent.objects.filter(object_id=str(client.pk)).exists()
 
 
 @pytest.fixture
@@ -196,3 +205,68 @@ def test_tenant_scope_change_is_audited(operator, tenant):
     profile.tenants.add(tenant)
     event = AuditEvent.objects.get(action="user.tenant_scope_changed")
     assert event.data == {"change": "add", "tenant_ids": [tenant.pk], "now": [tenant.pk]}
+
+
+def test_user_admin_changes_are_saved_and_audited_by_the_service(client, platform_admin):
+    """The admin saves through ``users.user_save``: one action per kind of change, with
+    the acting platform admin, and every changed column saved."""
+    target, _ = create_staff_user("olga", roles=[OPERATORS])
+    form = client.get(f"/admin/auth/user/{target.pk}/change/").context["adminform"].form
+    data = {
+        key: value
+        for key, value in form.initial.items()
+        if key not in {"password", "last_login", "date_joined", "user_permissions", "groups"}
+        and value is not None
+    }
+    data.update(
+        {
+            "email": "olga@new.example",
+            "first_name": "Olga",
+            "is_active": "",  # deactivated
+            "staff_profile-TOTAL_FORMS": "1",
+            "staff_profile-INITIAL_FORMS": "1",
+            "staff_profile-MIN_NUM_FORMS": "0",
+            "staff_profile-MAX_NUM_FORMS": "1",
+            "staff_profile-0-id": StaffProfile.objects.get(user=target).pk,
+            "staff_profile-0-user": target.pk,
+            "staff_profile-0-all_tenants": "on",
+        }
+    )
+    data = {k: v for k, v in data.items() if v not in (False, "")}
+    before = AuditEvent.objects.count()
+    response = client.post(f"/admin/auth/user/{target.pk}/change/", data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    target.refresh_from_db()
+    assert (target.email, target.first_name, target.is_active) == (
+        "olga@new.example",
+        "Olga",
+        False,
+    )
+    events = {e.action: e for e in AuditEvent.objects.order_by("sequence")[before:]}
+    assert set(events) == {"user.updated", "user.flags_changed"}
+    assert events["user.updated"].data["changed"] == ["email", "first_name"]
+    assert events["user.flags_changed"].data["after"] == {"is_active": False}
+    assert {e.actor_label for e in events.values()} == {"pat"}
+
+
+def test_seed_and_admin_share_the_user_service(db):
+    actor = Actor.system("tests")
+    user = user_create(username="sam", password="p" * 20, actor=actor)
+    assert user_set_flags(user=user, actor=actor, is_active=False) == ["is_active"]
+    assert user_set_flags(user=user, actor=actor, is_active=False) == []
+    user_set_password(user=user, password="q" * 20, actor=actor, reason="lost")
+    user.refresh_from_db()
+    assert user.check_password("q" * 20) and not user.is_active
+    events = list(
+        AuditEvent.objects.filter(object_id=str(user.pk))
+        .order_by("sequence")
+        .values_list("action", "data")
+    )
+    assert [action for action, _ in events] == [
+        "user.created",
+        "user.flags_changed",
+        "user.password_reset",
+    ]
+    assert events[2][1] == {"username": "sam", "reason": "lost"}  # never the password
+    with pytest.raises(InvalidRequest, match="Not a user flag"):
+        user_set_flags(user=user, actor=actor, is_admin=True)

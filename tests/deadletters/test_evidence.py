@@ -193,7 +193,7 @@ def test_refused_row_leaves_no_orphan_file(dead_letter, operator, media_root, mo
     def audit_down(**kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "audit_record", audit_down)
+    monkeypatch.setattr(services.evidence, "audit_record", audit_down)
     with pytest.raises(RuntimeError, match="audit store unavailable"):
         services.evidence_add_file(
             dead_letter=dl, actor=operator[0], upload=SimpleUploadedFile("a.txt", b"hello")

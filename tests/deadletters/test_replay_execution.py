@@ -227,7 +227,7 @@ def test_execution_resumes_after_a_crash(
     user, device = approver
     services.replay_request_approve(request=request, approver=user, otp_token=totp_code(device))
     ReplayRequest.objects.filter(pk=request.pk).update(status=ReplayStatus.EXECUTING)
-    services._execute_item(item_id=request.items.get(dead_letter=first).pk)
+    services.replay_execution._execute_item(item_id=request.items.get(dead_letter=first).pk)
     assert tasks.replay_execute(request.pk) == ReplayStatus.DONE
     assert reload(first.intent).generation == reload(second.intent).generation == 2
     assert set(request.items.values_list("outcome", flat=True)) == {ReplayItemOutcome.REOPENED}

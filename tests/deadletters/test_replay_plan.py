@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deadletters import services
+from deadletters.filters import ReplayFilters
 from deadletters.models import DeadLetter
-from deadletters.selectors import ReplayFilters
 from intents.models import ReasonCode
 from portal.errors import InvalidRequest, PermissionDenied
 from tests.accounts.factories import create_staff_user

@@ -9,6 +9,7 @@ import pytest
 
 from deadletters import services
 from deadletters.errors import AlreadyInReplay, InvalidTransition, NothingToReplay
+from deadletters.filters import ReplayFilters
 from deadletters.models import (
     DeadLetterStatus,
     ReplayItem,
@@ -16,7 +17,6 @@ from deadletters.models import (
     ReplayRequest,
     ReplayStatus,
 )
-from deadletters.selectors import ReplayFilters
 from portal.audit.models import AuditEvent
 from portal.errors import InvalidRequest, PermissionDenied
 from tests.accounts.factories import create_staff_user

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from deadletters.filters import MAX_PLAN_IDS, ReplayFilters
 from deadletters.models import DeadLetterStatus, ReplayRequest, ReplayStatus
-from deadletters.selectors import MAX_PLAN_IDS, ReplayFilters
 from portal.errors import InvalidRequest
 from tests.accounts.factories import create_staff_user, verified_client
 from tests.deadletters.test_admin_replays import PLAN, detail_url, plan_count
@@ -119,7 +119,7 @@ def test_a_bad_id_is_an_error_on_the_plan_field(operator):
 
 
 def test_the_request_page_says_in_words_how_the_letters_were_chosen():
-    from deadletters.selectors import describe_stored_filters
+    from deadletters.filters import describe_stored_filters
 
     assert describe_stored_filters({}) == "dead letters named by id"
     assert (

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -47,7 +47,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float, what: str) -> object:
+_T = TypeVar("_T")
+
+
+def wait_for(condition: Callable[[], _T | None], *, timeout: float, what: str) -> _T:
+    """``condition()``'s first truthy value, asked every 0.1 s until ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()

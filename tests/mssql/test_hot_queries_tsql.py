@@ -17,6 +17,7 @@ import pytest
 import sqlglot
 
 from deadletters import selectors as deadletter_selectors
+from deadletters.filters import ReplayFilters
 from deadletters.models import DeadLetter, DeadLetterStatus
 from intents import dispatch, execution
 from intents import selectors as intent_selectors
@@ -239,12 +240,12 @@ def test_idempotency_lookup_seeks_the_tenant_key_unique_index(version):
 
 DEAD_LETTER_LISTS = {
     "by reason": (
-        deadletter_selectors.ReplayFilters(reason_code=ReasonCode.GATEWAY_REJECTED),
+        ReplayFilters(reason_code=ReasonCode.GATEWAY_REJECTED),
         "dl_status_reason_idx",
         ("status", "reason_code"),
     ),
     "by reason, tenant and time range": (
-        deadletter_selectors.ReplayFilters(
+        ReplayFilters(
             reason_code=ReasonCode.ATTEMPTS_EXHAUSTED,
             tenant_id=4,
             since=NOW - dt.timedelta(days=1),
@@ -254,7 +255,7 @@ DEAD_LETTER_LISTS = {
         ("status", "reason_code"),
     ),
     "by target": (
-        deadletter_selectors.ReplayFilters(target_key="sms.otp"),
+        ReplayFilters(target_key="sms.otp"),
         "dl_target_idx",
         ("target_key",),
     ),

@@ -1,6 +1,6 @@
 """SQL Server parity mode on PostgreSQL: what mssql-django lacks fails loudly.
 
-``portal.mssql_parity.parity_flags()`` imposes mssql-django's feature flags and guards
+``tests.mssql.parity.parity_flags()`` imposes mssql-django's feature flags and guards
 on the PostgreSQL connection (``make test-parity`` does it for the whole session with
 ``MSSQL_PARITY=1``). Each case runs once with the flags on, where it must raise
 ``NotSupportedError``, and once without, where PostgreSQL must accept it, so the
@@ -21,7 +21,7 @@ from django.db.migrations.state import ProjectState
 from django.db.models.fields.json import ContainedBy, DataContains
 
 from portal.accounts.models import Tenant
-from portal.mssql_parity import IMPOSED_FLAGS, mssql_feature_flags, parity_flags
+from tests.mssql.parity import IMPOSED_FLAGS, mssql_feature_flags, parity_flags
 
 pytestmark = [
     pytest.mark.django_db,

@@ -3,7 +3,7 @@
 Two independent layers look at every migration:
 
 * the operations: each Index / UniqueConstraint / field an operation creates is
-  checked against what SQL Server can build (``portal.mssql_parity``'s rules, plus
+  checked against what SQL Server can build (``tests.mssql.parity``'s rules, plus
   index key sizes computed from mssql-django's column types);
 * the T-SQL: every collected statement must parse with sqlglot's ``tsql``
   dialect, and the parsed CREATE INDEX / column types are checked again
@@ -36,7 +36,7 @@ from django.db.models.options import Options
 from mssql.schema import DatabaseSchemaEditor as MssqlSchemaEditor
 from sqlglot import exp
 
-from portal.mssql_parity import field_problems, index_problems, model_problems
+from tests.mssql.parity import field_problems, index_problems, model_problems
 
 from .offline import OfflineSqlServer, registered
 

@@ -124,7 +124,13 @@ class Rows:
         )
 
     def attempt(
-        self, intent: Intent, *, outcome: str, finished_at: dt.datetime, number: int | None = None
+        self,
+        intent: Intent,
+        *,
+        outcome: str,
+        finished_at: dt.datetime,
+        number: int | None = None,
+        connection: str = "",
     ) -> Attempt:
         number = number or (Attempt.objects.filter(intent=intent).count() + 1)
         return Attempt.objects.create(
@@ -135,6 +141,7 @@ class Rows:
             finished_at=finished_at,
             duration_ms=120,
             outcome=outcome,
+            connection=connection,
         )
 
     def dead_letter(

@@ -178,9 +178,15 @@ def test_resolve_records_what_the_gateway_confirms(timed_out):
     assert never.status == "exhausted"
     assert DeadLetter.objects.get(intent=never).status == "open"
     events = list(AuditEvent.objects.order_by("sequence")[audit_before:])
-    assert [(e.action, e.object_id) for e in events] == [("intent.reconciled", str(lost.public_id))]
-    assert events[0].data["previous_status"] == "exhausted"
-    assert events[0].data["dead_letters_resolved"] == 1
+    dead_letter = DeadLetter.objects.get(intent=lost)
+    assert [(e.action, e.object_id, e.actor_label) for e in events] == [
+        ("dead_letter.resolved", str(dead_letter.public_id), "reconcile"),
+        ("intent.reconciled", str(lost.public_id), "reconcile"),
+    ]
+    assert events[0].data["intent"] == str(lost.public_id)
+    assert "reconcile" in events[0].data["reason"]
+    assert events[1].data["previous_status"] == "exhausted"
+    assert events[1].data["dead_letters_resolved"] == 1
 
     # The settled intent is no longer listed; the others still are.
     again = reconcile("--resolve")
@@ -352,3 +358,46 @@ def test_a_built_in_adapter_that_cannot_be_asked(rows, settings, status_url, act
     assert (item.intent_id, item.action) == (intent.pk, action)
     assert detail in item.detail
     assert Intent.objects.get(pk=intent.pk).status == "exhausted"
+
+
+def test_each_intent_is_asked_through_the_connection_its_timed_out_attempt_used(
+    rows, gateways, tmp_path
+):
+    """A failover target's timeout may have happened on any of its connections: the one
+    recorded on the attempt is asked, and one that cannot look keys up is named."""
+    from gateways.connections import connections_apply, load_connection_file
+
+    files = {
+        "sim-backup": 'key = "sim-backup"\nprovider = "simulator"\nchannel = "sms"\n'
+        '[settings]\nurl = "http://127.0.0.1:9/sms"\n',
+        "twilio-main": 'key = "twilio-main"\nprovider = "twilio"\n'
+        '[settings]\naccount_sid = "AC123"\nfrom = "+15550009999"\n'
+        '[secrets]\nauth_token = "env:TWILIO_AUTH_TOKEN"\n',
+    }
+    specs = []
+    for name, text in files.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text, encoding="utf-8")
+        spec = load_connection_file(path)
+        assert spec is not None
+        specs.append(spec)
+    connections_apply(specs=specs, actor_label="tests")
+    via_backup = rows.intent(status="exhausted", finished_at=rows.ago(hours=1), attempts_count=1)
+    rows.attempt(via_backup, outcome="timeout", finished_at=rows.ago(hours=1),
+                 connection="sim-backup")  # fmt: skip
+    via_twilio = rows.intent(status="exhausted", finished_at=rows.ago(hours=1), attempts_count=1)
+    rows.attempt(via_twilio, outcome="timeout", finished_at=rows.ago(hours=1),
+                 connection="twilio-main")  # fmt: skip
+    gone = rows.intent(status="exhausted", finished_at=rows.ago(hours=1), attempts_count=1)
+    rows.attempt(gone, outcome="timeout", finished_at=rows.ago(hours=1), connection="sms-old")
+
+    items = {i.intent_id: i for i in reconciliation.reconcile_timeouts(resolve=False)}
+
+    assert items[via_backup.pk].action == reconciliation.QUERYABLE
+    assert "(connection sim-backup)" in items[via_backup.pk].detail
+    assert items[via_twilio.pk].action == reconciliation.MANUAL_REVIEW
+    assert items[via_twilio.pk].detail.startswith(
+        "the 'twilio' provider of connection 'twilio-main' cannot query status"
+    )
+    assert items[gone.pk].action == reconciliation.MANUAL_REVIEW
+    assert items[gone.pk].detail.startswith("connection 'sms-old' is no longer configured")

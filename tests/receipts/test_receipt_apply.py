@@ -106,8 +106,10 @@ def test_undelivered_opens_a_replayable_dead_letter_without_suppressing(accepted
 
     from intents.services import intent_reopen
 
-    reopened = intent_reopen(intent=intent)
+    intent_reopen(intent=intent)
+    reopened = Intent.objects.get(pk=intent.pk)  # as stored, not as returned
     assert (reopened.status, reopened.generation, reopened.delivery_status) == ("pending", 2, None)
+    assert reopened.delivered_at is None
 
 
 def test_undelivered_with_a_permanent_code_suppresses_the_recipient(accepted) -> None:

@@ -99,6 +99,31 @@ def test_duplicates_and_a_late_sent_change_nothing(client, sent) -> None:
     ]
 
 
+def test_delivered_after_undelivered_is_stored_and_never_goes_back(client, sent) -> None:
+    intent = sent()
+    assert post(client, body(intent, "undelivered", error_code="busy")).json()["applied"] == 1
+    assert post(client, body(intent, "delivered")).json()["stored"] == 1
+    intent.refresh_from_db()
+    assert (intent.delivery_status, intent.delivered_at) == ("undelivered", None)
+    assert DeadLetter.objects.get(intent=intent).reason_code == "delivery_failed"
+
+
+def test_a_receipt_dated_before_the_attempt_is_stored_flagged_and_listed(
+    client, sent, tenant
+) -> None:
+    from tests.api.conftest import ApiClient, make_key
+
+    intent = sent()
+    early = body(intent, "delivered", occurred_at="2001-01-01T00:00:00Z")
+    assert post(client, early).json()["applied"] == 1
+    row = Receipt.objects.get()
+    assert row.flagged_before_attempt and row.received_at >= intent.finished_at
+    [listed] = (
+        ApiClient(make_key(tenant)).get(f"/api/v1/intents/{intent.public_id}/receipts").json()
+    )
+    assert (listed["status"], listed["occurred_at"]) == ("delivered", "2001-01-01T00:00:00Z")
+
+
 def test_a_bad_signature_is_401_logged_and_nothing_is_stored(client, sent, caplog) -> None:
     intent = sent()
     with caplog.at_level(logging.WARNING, logger="portal.security"):

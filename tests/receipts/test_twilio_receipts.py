@@ -167,3 +167,36 @@ def test_failed_with_a_permanent_code_dead_letters_and_suppresses(client, twilio
     assert post(client, form).status_code == 202
     assert DeadLetter.objects.get(intent=intent).reason_code == "delivery_failed"
     assert Suppression.objects.get().provider_code == "30005"
+
+
+def test_delivered_after_failed_is_stored_and_never_goes_back(client, twilio_sent) -> None:
+    intent = twilio_sent()
+    assert (
+        post(client, {"MessageSid": SID, "MessageStatus": "failed", "ErrorCode": "30003"}).json()[
+            "applied"
+        ]
+        == 1
+    )
+    late = post(client, {"MessageSid": SID, "MessageStatus": "delivered"})
+    assert late.json()["stored"] == 1
+    intent.refresh_from_db()
+    assert (intent.delivery_status, intent.delivered_at) == ("undelivered", None)
+    assert list(Receipt.objects.order_by("id").values_list("status", "applied")) == [
+        ("undelivered", True),
+        ("delivered", False),
+    ]
+
+
+def test_a_callback_before_the_acceptance_is_recorded_is_ignored_until_it_comes_again(
+    client, twilio_sent
+) -> None:
+    # Twilio may call back before our worker has written the send's answer: the sid is
+    # nobody's yet. 202 (Twilio would retry a refusal), nothing stored, nothing broken.
+    early = post(client, {"MessageSid": SID, "MessageStatus": "delivered"})
+    assert (early.status_code, early.json()["ignored"]) == (202, 1)
+    assert not Receipt.objects.exists()
+    intent = twilio_sent()
+    assert intent.delivery_status == "sent"
+    assert post(client, {"MessageSid": SID, "MessageStatus": "delivered"}).json()["applied"] == 1
+    intent.refresh_from_db()
+    assert intent.delivery_status == "delivered"

@@ -8,13 +8,15 @@ import hmac
 import time
 from urllib.parse import urlencode
 
+import httpx
 import pytest
+import respx
 
 from gateways.base import ConnectionConfig, ReceiptRejected, ReceiptRequest
 from gateways.providers.vonage import VonageProvider
 from gateways.secrets import SecretResolver
-from intents.models import Receipt
-from tests.connections.conftest import folders  # noqa: F401 (fixture)
+from intents.models import Intent, Receipt
+from tests.connections.conftest import folders, sms_target  # noqa: F401 (fixtures)
 
 SECRET = "vonage-signature-secret-0001"
 CONFIG = ConnectionConfig(
@@ -112,3 +114,80 @@ def test_the_hook_refuses_a_forged_dlr_and_ignores_an_unknown_id(
     answer = post(signed(dlr("delivered")))
     assert answer.status_code == 202 and answer.json()["ignored"] == 1
     assert not Receipt.objects.exists()
+
+
+VONAGE_CONNECTION = """
+key = "vonage-main"
+provider = "vonage"
+[settings]
+from = "Acme"
+[secrets]
+api_key = "env:VONAGE_KEY"
+api_secret = "env:VONAGE_SECRET"
+signature_secret = "env:VONAGE_SIG"
+"""
+
+
+@pytest.fixture
+def vonage_sent(folders, tenant, settings, monkeypatch):  # noqa: F811
+    """An SMS accepted by (a stand-in for) Vonage's SMS API through the engine."""
+    for name, value in (("VONAGE_KEY", "k"), ("VONAGE_SECRET", "s"), ("VONAGE_SIG", SECRET)):
+        monkeypatch.setenv(name, value)
+    settings.GATEWAY_ALLOWED_HOSTS = ["rest.nexmo.com"]
+    folders.connection("vonage", VONAGE_CONNECTION)
+    folders.target("sms_vonage", sms_target("sms.vonage", ["vonage-main"]))
+    folders.sync()
+    from intents.dispatch import claim_batch
+    from intents.execution import execute_batch
+    from intents.services import intent_submit
+
+    intent = intent_submit(
+        tenant=tenant,
+        idempotency_key="vonage-1",
+        target_key="sms.vonage",
+        contract_version=None,
+        payload={"to": "+447700900001", "text": "hi"},
+    ).intent
+    accepted = {
+        "message-count": "1",
+        "messages": [{"message-id": "0A0000001234567B", "status": "0"}],
+    }
+    with respx.mock:
+        respx.post("https://rest.nexmo.com/sms/json").mock(
+            return_value=httpx.Response(200, json=accepted)
+        )
+        batch = claim_batch(tenant_ids=[tenant.id], batch_size=10, worker_id="w", lease_margin_s=30)
+        assert batch is not None
+        execute_batch(lease_token=batch.lease_token, intent_ids=batch.intent_ids)
+    intent = Intent.objects.get(pk=intent.pk)
+    assert (intent.gateway_message_id, intent.delivery_status) == ("0A0000001234567B", "sent")
+    return intent
+
+
+def post_dlr(client, params: dict):
+    return client.post(
+        "/hooks/receipts/vonage-main",
+        data=urlencode(signed(params)),
+        content_type="application/x-www-form-urlencoded",
+    )
+
+
+@pytest.mark.django_db
+def test_delivered_after_failed_through_the_hook_never_goes_back(client, vonage_sent) -> None:
+    assert post_dlr(client, dlr("failed", **{"err-code": "5"})).json()["applied"] == 1
+    assert post_dlr(client, dlr("delivered")).json()["stored"] == 1
+    vonage_sent.refresh_from_db()
+    assert (vonage_sent.delivery_status, vonage_sent.delivered_at) == ("undelivered", None)
+
+
+@pytest.mark.django_db
+def test_a_carrier_time_before_our_attempt_is_flagged_never_a_negative_latency(
+    client, vonage_sent
+) -> None:
+    # scts 2001-01-01: the carrier's clock (or its idea of the zone) is off.
+    assert post_dlr(client, dlr("delivered", scts="0101010000")).json()["applied"] == 1
+    row = Receipt.objects.get()
+    assert row.flagged_before_attempt
+    assert row.occurred_at == dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    vonage_sent.refresh_from_db()
+    assert vonage_sent.delivered_at >= vonage_sent.finished_at  # our clock only

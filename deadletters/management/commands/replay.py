@@ -7,15 +7,14 @@ non-zero exit status.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from deadletters import selectors, services
+from deadletters.filters import ReplayFilters
 from deadletters.models import DEAD_LETTER_REASONS, ReplayRequest, ReplayStatus
-from deadletters.selectors import ReplayFilters
 from portal.errors import DomainError
 from portal.timefmt import format_instant
 
@@ -78,12 +77,7 @@ class Command(BaseCommand):
     # --- actions
 
     def _plan(self, options: dict[str, Any]) -> None:
-        filters = dataclasses.replace(
-            self._filters(options),
-            dead_letter_ids=ReplayFilters.parse(
-                dead_letter_ids=options.get("dead_letters")
-            ).dead_letter_ids,
-        )
+        filters = ReplayFilters.from_input(options, reason="reason_code")
         if not filters.reason_code and not filters.dead_letter_ids:
             raise CommandError(
                 "replay plan needs --reason (a dead-letter reason code) or --dead-letters."
@@ -106,7 +100,8 @@ class Command(BaseCommand):
 
     def _request(self, options: dict[str, Any]) -> None:
         user = self._user(options["user"])
-        filters = self._filters(options)
+        # Chosen ids go to the request as a list (checked there), not as a filter.
+        filters = ReplayFilters.from_input({**options, "dead_letters": None}, reason="reason_code")
         raw_ids = options.get("dead_letters")
         if raw_ids and filters != ReplayFilters():
             raise CommandError("Give either --dead-letters or filters, not both.")
@@ -178,15 +173,6 @@ class Command(BaseCommand):
         self.stdout.write(f"rejected replay request {request.public_id}")
 
     # --- helpers
-
-    def _filters(self, options: dict[str, Any]) -> ReplayFilters:
-        return ReplayFilters.parse(
-            reason_code=options.get("reason_code"),
-            target_key=options.get("target"),
-            tenant=options.get("tenant"),
-            since=options.get("since"),
-            until=options.get("until"),
-        )
 
     def _user(self, username: str) -> Any:
         user = get_user_model().objects.filter(username=username).first()

@@ -6,8 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.accounts.invitations import role_grant, staff_user_get
+from portal.accounts.invitations import staff_user_get
 from portal.accounts.roles import ALL_ROLES
+from portal.accounts.users import role_grant
 from portal.audit.services import Actor
 from portal.errors import DomainError
 

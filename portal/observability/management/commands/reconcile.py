@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from portal.observability.reconciliation import MANUAL_REVIEW, reconcile_timeouts
+from portal.observability.reconciliation import DEFAULT_LIMIT, MANUAL_REVIEW, reconcile_timeouts
 from portal.timefmt import format_instant
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--resolve", action="store_true", help="ask the gateways and record")
-        parser.add_argument("--limit", type=int, default=500)
+        parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
 
     def handle(self, *args: Any, **options: Any) -> None:
         items = reconcile_timeouts(resolve=bool(options["resolve"]), limit=int(options["limit"]))

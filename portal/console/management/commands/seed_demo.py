@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django_otp.oath import TOTP
@@ -27,7 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from intents.errors import RegistryError
 from intents.registry import registry_sync
-from portal.accounts.models import ALL_SCOPES, ApiKey, StaffProfile, Tenant
+from portal.accounts.models import ALL_SCOPES, ApiKey, Tenant
 from portal.accounts.roles import APPROVERS, AUDITORS, OPERATORS, PLATFORM_ADMINS
 from portal.accounts.services import (
     api_key_create,
@@ -40,7 +39,14 @@ from portal.accounts.twofactor import (
     confirmed_totp_device,
     totp_secret_base32,
 )
-from portal.audit.services import Actor, audit_context, audit_record
+from portal.accounts.users import (
+    role_grant,
+    user_create,
+    user_grant_all_tenants,
+    user_set_flags,
+    user_set_password,
+)
+from portal.audit.services import Actor, audit_record
 from portal.errors import DomainError
 
 ACTOR_LABEL = "manage.py seed_demo"
@@ -134,76 +140,38 @@ def _seed_user(
     actor: Actor,
     changes: list[str],
 ) -> dict[str, Any]:
-    user_model = get_user_model()
-    user = user_model.objects.filter(username=username).first()
+    user = get_user_model().objects.filter(username=username).first()
     password = stored_password if isinstance(stored_password, str) else ""
     if user is None:
         password = secrets.token_urlsafe(18)
-        user = user_model.objects.create_user(
+        user = user_create(
             username=username,
             password=password,
             email=f"{username}@demo.invalid",
-            is_staff=True,
             is_superuser=superuser,
-        )
-        audit_record(
             actor=actor,
-            action="user.created",
-            object_type="user",
-            object_id=user.pk,
-            data={"username": username, "staff": True, "superuser": superuser},
         )
         changes.append(f"user {username} created")
     else:
-        flags = {"is_active": True, "is_staff": True, "is_superuser": superuser}
-        wrong = {name: value for name, value in flags.items() if getattr(user, name) != value}
+        wrong = user_set_flags(
+            user=user, actor=actor, is_active=True, is_staff=True, is_superuser=superuser
+        )
         if wrong:
-            for name, value in wrong.items():
-                setattr(user, name, value)
-            user.save(update_fields=sorted(wrong))
-            audit_record(
-                actor=actor,
-                action="user.flags_changed",
-                object_type="user",
-                object_id=user.pk,
-                data={"username": username, "after": wrong},
-            )
-            changes.append(f"user {username} flags {', '.join(sorted(wrong))} set")
+            changes.append(f"user {username} flags {', '.join(wrong)} set")
         if not (password and user.check_password(password)):
             password = secrets.token_urlsafe(18)
-            user.set_password(password)
-            user.save(update_fields=["password"])
-            audit_record(
+            user_set_password(
+                user=user,
+                password=password,
                 actor=actor,
-                action="user.password_reset",
-                object_type="user",
-                object_id=user.pk,
-                data={"username": username, "reason": "demo credentials file had no match"},
+                reason="demo credentials file had no match",
             )
             changes.append(f"user {username} password reset")
-    held = set(user.groups.values_list("name", flat=True))
-    missing = [role for role in roles if role not in held]
-    if missing:
-        # get_or_create: the migration creates the groups, but a flushed test database may not.
-        groups = [Group.objects.get_or_create(name=role)[0] for role in missing]
-        with audit_context(actor=actor):
-            user.groups.add(*groups)  # role.granted, by the role-change signal
-        changes.append(f"user {username} roles {', '.join(missing)} granted")
+    granted = [role for role in roles if role_grant(user=user, role=role, actor=actor)]
+    if granted:
+        changes.append(f"user {username} roles {', '.join(granted)} granted")
     # Demo staff see every tenant: an explicit grant, since a profile fails closed.
-    profile, created_profile = StaffProfile.objects.get_or_create(
-        user=user, defaults={"all_tenants": True}
-    )
-    if created_profile or not profile.all_tenants:
-        if not profile.all_tenants:
-            profile.all_tenants = True
-            profile.save(update_fields=["all_tenants"])
-        audit_record(
-            actor=actor,
-            action="user.tenant_scope_changed",
-            object_type="user",
-            object_id=user.pk,
-            data={"all_tenants": True, "reason": "seed_demo"},
-        )
+    if user_grant_all_tenants(user=user, actor=actor, reason="seed_demo"):
         changes.append(f"user {username} sees all tenants")
     device = confirmed_totp_device(user)
     if device is None:

@@ -1,0 +1,1 @@
+"""Backup and restore of the whole database, with a manifest checked on restore (CONTRACT.md v1.1)."""
