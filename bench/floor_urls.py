@@ -26,7 +26,7 @@ INSERT INTO intents_intent (
     attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
     cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
     created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-    connection, connection_cursor
+    connection, connection_cursor, traceparent
 )
 SELECT
     %(public_id)s, %(key)s, t.key, '', r.version,
@@ -35,7 +35,7 @@ SELECT
     (r.contract ->> 'attempt_timeout_s')::float,
     now(), '', NULL, now() + interval '10 minutes',
     false, '', '', '', 1,
-    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0
+    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0, ''
 FROM intents_target AS t
 JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
 WHERE t.key = %(target)s

@@ -33,7 +33,7 @@ WITH stored AS (
         attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
         cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
         created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-        connection, connection_cursor
+        connection, connection_cursor, traceparent
     )
     SELECT
         gen_random_uuid(), 'h-' || g, t.key, '', r.version,
@@ -44,7 +44,7 @@ WITH stored AS (
         NULL, '', NULL, c.at + interval '10 minutes',
         false, 'gateway_accepted', 'gw-' || g, md5(g::text), 1,
         c.at, c.at + interval '1 minute', c.at + interval '1 minute',
-        %(tenant_id)s, t.id, r.id, '', 0
+        %(tenant_id)s, t.id, r.id, '', 0, ''
     FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
     CROSS JOIN intents_target AS t
     JOIN intents_targetrevision AS r ON r.id = t.current_revision_id

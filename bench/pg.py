@@ -114,7 +114,7 @@ INSERT INTO intents_intent (
     attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
     cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
     created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-    connection, connection_cursor
+    connection, connection_cursor, traceparent
 )
 SELECT
     gen_random_uuid(), %(prefix)s || g, t.key, '', r.version,
@@ -124,7 +124,7 @@ SELECT
     %(first_due)s::timestamptz + (g - 1) * %(spacing)s::interval, '', NULL,
     now() + interval '2 days',
     false, '', '', '', 1,
-    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0
+    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0, ''
 FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
 CROSS JOIN intents_target AS t
 JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
