@@ -266,12 +266,14 @@ def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> None:
     back whole.
 
     BEGIN, the INSERT, the rate-window UPDATE (which returns the window's count), COMMIT:
-    one commit and, while the tenant's last exact count lies in the current minute, no
-    other statement (the quota estimate reads the earlier window's row otherwise).
+    one commit and, while the quota estimate's bound (the last exact count less its
+    margin) lies in the current minute, no other statement (it reads the earlier
+    window's row otherwise).
 
     The INSERT comes first: a new request costs no lookup, since the unique (tenant,
     idempotency key) index tells it from a retry (answered by ``intent_submit`` after
-    this transaction rolled back), and it holds no lock anyone else waits for. The
+    this transaction rolled back), and only a submit with the same key waits for what it
+    holds. The
     UPDATE then locks the tenant's window row until COMMIT, so the submits of one tenant
     are admitted one at a time, each for only the UPDATE and the COMMIT, and each
     estimate sees every earlier admission, its own count included. Only a submit counted
