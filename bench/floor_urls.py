@@ -25,8 +25,7 @@ INSERT INTO intents_intent (
     contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
     attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
     cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-    created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-    connection, connection_cursor, traceparent
+    connection, connection_cursor, traceparent, internal, created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
 )
 SELECT
     %(public_id)s, %(key)s, t.key, '', r.version,
@@ -34,8 +33,8 @@ SELECT
     (r.contract -> 'retry' ->> 'max_attempts')::int,
     (r.contract ->> 'attempt_timeout_s')::float,
     now(), '', NULL, now() + interval '10 minutes',
-    false, '', '', '', 1,
-    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0, ''
+    false, '', '', '', 1, '', 0, '', false,
+    now(), now(), NULL, %(tenant_id)s, t.id, r.id
 FROM intents_target AS t
 JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
 WHERE t.key = %(target)s

@@ -32,8 +32,7 @@ WITH stored AS (
         contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
         attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
         cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-        created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-        connection, connection_cursor, traceparent
+        connection, connection_cursor, traceparent, internal, created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
     )
     SELECT
         gen_random_uuid(), 'h-' || g, t.key, '', r.version,
@@ -42,9 +41,9 @@ WITH stored AS (
         (r.contract -> 'retry' ->> 'max_attempts')::int,
         (r.contract ->> 'attempt_timeout_s')::float,
         NULL, '', NULL, c.at + interval '10 minutes',
-        false, 'gateway_accepted', 'gw-' || g, md5(g::text), 1,
+        false, 'gateway_accepted', 'gw-' || g, md5(g::text), 1, '', 0, '', false,
         c.at, c.at + interval '1 minute', c.at + interval '1 minute',
-        %(tenant_id)s, t.id, r.id, '', 0, ''
+        %(tenant_id)s, t.id, r.id
     FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
     CROSS JOIN intents_target AS t
     JOIN intents_targetrevision AS r ON r.id = t.current_revision_id

@@ -4,12 +4,23 @@ Each thread keeps one HTTP/1.1 keep-alive connection (``http.client``, the light
 pure-Python client, so the generator takes as little CPU as it can from the server it
 measures) and posts one new intent per request with a fresh Idempotency-Key. Requests
 started during the warm-up are not counted. Prints one JSON object on stdout.
+
+``--receipts-secret whsec_…``: each request is instead a delivery receipt for the next
+of ``--receipt-messages`` accepted messages (``message_id`` ``<prefix><n>``, n from 1),
+signed as Standard Webhooks says (the simulator's own signing: ``webhook-id``,
+``webhook-timestamp``, ``webhook-signature`` over ``id.timestamp.body``). Past the last
+message the ids start again (duplicates, counted in ``receipts_repeated``).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime as dt
+import hashlib
+import hmac
 import http.client
+import itertools
 import json
 import statistics
 import sys
@@ -48,25 +59,52 @@ class Load:
         self.measure_until = 0.0
         self.last_done = 0.0
         self.answered = 0  # warm-up included
+        secret = args.receipts_secret.removeprefix("whsec_")
+        self.receipt_key = base64.b64decode(secret) if secret else b""
+        self.receipt_messages = args.receipt_messages
+        self.receipt_prefix = args.receipt_prefix
+        self.receipt_numbers = itertools.count(0)  # next() is atomic under the GIL
 
-    def body(self, n: int) -> bytes:
+    def request(self, n: int) -> tuple[bytes, dict[str, str]]:
+        if self.receipt_key:
+            return self.receipt()
         payload = {"to": f"+1555{n % 10_000_000:07d}", "text": "bench message"}
-        return json.dumps({"target": "sms.otp", "payload": payload}).encode()
+        body = json.dumps({"target": "sms.otp", "payload": payload}).encode()
+        headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return body, headers
+
+    def receipt(self) -> tuple[bytes, dict[str, str]]:
+        number = next(self.receipt_numbers) % self.receipt_messages + 1
+        now = dt.datetime.now(dt.UTC)
+        body = json.dumps(
+            {
+                "message_id": f"{self.receipt_prefix}{number}",
+                "occurred_at": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "status": "delivered",
+            }
+        ).encode()
+        msg_id, timestamp = f"msg_{uuid.uuid4().hex}", int(now.timestamp())
+        signed = f"{msg_id}.{timestamp}.".encode() + body
+        digest = hmac.new(self.receipt_key, signed, hashlib.sha256).digest()
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+        }
+        return body, headers
 
     def worker(self, index: int) -> None:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         n = index * 1_000_000_000
         while not self.stop.is_set():
             n += 1
-            headers = {
-                "Content-Type": "application/json",
-                "Idempotency-Key": uuid.uuid4().hex,
-            }
-            if self.api_key:
-                headers["Authorization"] = f"Bearer {self.api_key}"
+            body, headers = self.request(n)
             started = time.perf_counter()
             try:
-                conn.request("POST", self.path, body=self.body(n), headers=headers)
+                conn.request("POST", self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 text = response.read()
                 status = response.status
@@ -83,7 +121,7 @@ class Load:
                 continue
             with self.lock:
                 self.statuses[status] += 1
-                if status in (200, 201):
+                if status in (200, 201, 202):
                     self.latencies.append(done - started)
                     self.last_done = max(self.last_done, done)
                 elif not self.first_error:
@@ -123,6 +161,11 @@ class Load:
             "errors": dict(self.errors),
             "first_error": self.first_error,
             "concurrency": self.concurrency,
+            "receipts_repeated": (
+                max(0, next(self.receipt_numbers) - 1 - self.receipt_messages)
+                if self.receipt_key
+                else 0
+            ),
             # The generator shares the CPUs with the server it measures: its own cost.
             "client_cpu_s": round(time.process_time(), 2),
         }
@@ -136,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--requests", type=int, default=0, help="stop after this many (0: none)")
+    parser.add_argument("--receipts-secret", default="", help="post signed receipts instead")
+    parser.add_argument("--receipt-messages", type=int, default=1)
+    parser.add_argument("--receipt-prefix", default="sim-")
     args = parser.parse_args(argv)
     json.dump(Load(args).run(), sys.stdout)
     sys.stdout.write("\n")

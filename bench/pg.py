@@ -113,8 +113,7 @@ INSERT INTO intents_intent (
     contract, payload, payload_sha256, metadata, status, attempts_count, max_attempts,
     attempt_timeout_s, next_attempt_at, lease_owner, lease_expires_at, deadline_at,
     cancel_requested, reason_code, gateway_message_id, correlation_id, generation,
-    created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id,
-    connection, connection_cursor, traceparent
+    connection, connection_cursor, traceparent, internal, created_at, updated_at, finished_at, tenant_id, target_id, target_revision_id
 )
 SELECT
     gen_random_uuid(), %(prefix)s || g, t.key, '', r.version,
@@ -123,19 +122,18 @@ SELECT
     (r.contract ->> 'attempt_timeout_s')::float,
     %(first_due)s::timestamptz + (g - 1) * %(spacing)s::interval, '', NULL,
     now() + interval '2 days',
-    false, '', '', '', 1,
-    now(), now(), NULL, %(tenant_id)s, t.id, r.id, '', 0, ''
+    false, '', '', '', 1, '', 0, '', false,
+    now(), now(), NULL, %(tenant_id)s, t.id, r.id
 FROM generate_series(%(start)s::bigint, %(stop)s::bigint) AS g
 CROSS JOIN intents_target AS t
 JOIN intents_targetrevision AS r ON r.id = t.current_revision_id
-CROSS JOIN LATERAL (
-    SELECT convert_to(
-        '{"text":"bench message","to":"+1555' || lpad((g %% 10000000)::text, 7, '0') || '"}',
-        'UTF8'
-    ) AS bytes
-) AS p
+CROSS JOIN LATERAL (SELECT convert_to({payload}, 'UTF8') AS bytes) AS p
 WHERE t.key = %(target)s
 """
+# The payload of the g-th row, as SQL text (canonical JSON: sorted keys, no spaces).
+SMS_PAYLOAD = (
+    """'{"text":"bench message","to":"+1555' || lpad((g %% 10000000)::text, 7, '0') || '"}'"""
+)
 
 
 def insert_intents(
@@ -147,13 +145,15 @@ def insert_intents(
     first_due: str = "now",
     spacing_s: float = 0.0,
     target: str = "sms.otp",
+    payload: str = SMS_PAYLOAD,
     start: int = 1,
     chunk: int = 100_000,
 ) -> None:
     """Insert ``count`` pending intents as ``intent_submit`` would store them.
 
     Payload bytes are canonical JSON with their SHA-256, the contract is the target's
-    current revision, the deadline two days ahead. ``first_due`` is a timestamptz
+    current revision, the deadline two days ahead. ``payload`` is a SQL text expression
+    of the row number ``g`` (a constant of the bench, never user input). ``first_due`` is a timestamptz
     expression value (``'now'`` or an ISO time); the i-th row is due ``i * spacing_s``
     after it. The caller commits; big counts go in chunks of one statement each.
     """
@@ -164,7 +164,7 @@ def insert_intents(
         while done < count:
             n = min(chunk, count - done)
             cur.execute(
-                INSERT_INTENTS,
+                INSERT_INTENTS.replace("{payload}", payload),
                 {
                     "prefix": prefix,
                     "first_due": first_due,

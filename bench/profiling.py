@@ -8,7 +8,9 @@ through Django's test client (the full middleware and DRF stack, no network) and
 the engine's claim + execute + record over ``--messages`` intents inline (no django-q2).
 For each it prints per-phase wall time without the profiler, the SQL statements per
 unit of work, and the top functions by cumulative and own time. Last, it times the
-open-intent quota query at ``--quota-sizes`` open intents. Drops its databases on exit.
+open-intent quota query at ``--quota-sizes`` open intents. ``--receipts N`` first
+posts N signed simulator receipts (``POST /hooks/receipts/simulator-sms``, as the
+``receipts`` section) and prints their statements and profile. Drops its databases on exit.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def main() -> int:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/portal")
     parser.add_argument("--requests", type=int, default=500, help="0: skip the API")
     parser.add_argument("--messages", type=int, default=2000, help="0: skip the engine")
+    parser.add_argument(
+        "--receipts", type=int, default=0, help="also profile this many signed receipts"
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
         "--pyinstrument",
@@ -97,9 +102,14 @@ def main() -> int:
             bench.prepare_template()
             dbname = bench.database("profile", template=bench.template)
             os.environ.update(bench.env(dbname))
+            from bench import receipts
+
+            os.environ["GATEWAY_SIMULATOR_RECEIPT_SECRET"] = receipts.RECEIPT_SECRET
             import django
 
             django.setup()
+            if args.receipts:
+                profile_receipts(bench, dbname, args)
             if args.requests:
                 profile_api(bench, args)
             if args.messages:
@@ -163,6 +173,67 @@ def profile_api(bench: Bench, args: argparse.Namespace) -> None:
         conn.execute("ANALYZE intents_intent")
     api_phases(
         bench, post, args.requests, label=f"+{args.open_intents:,} open intents", first=200_000
+    )
+
+
+def profile_receipts(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
+    """Signed simulator receipts through the test client, as the ``receipts`` section."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import receipts
+    from bench.load import Load
+
+    count = args.receipts + 50
+    with bench.server.connect(dbname, autocommit=True) as conn:
+        conn.execute(
+            receipts.INSERT_ACCEPTED,
+            {
+                "count": count,
+                "prefix": receipts.PREFIX,
+                "connection": receipts.CONNECTION,
+                "tenant_id": bench.tenant_id,
+            },
+        )
+        conn.execute("VACUUM (ANALYZE) intents_intent")
+    load = Load(
+        argparse.Namespace(
+            url="http://127.0.0.1/", api_key="", concurrency=1, warmup=0, duration=0,
+            requests=0, receipts_secret=receipts.RECEIPT_SECRET, receipt_messages=count,
+            receipt_prefix=receipts.PREFIX,
+        )
+    )  # fmt: skip
+    client = Client(HTTP_HOST="127.0.0.1")
+
+    def post() -> None:
+        body, headers = load.receipt()
+        headers.pop("Content-Type")
+        response = client.post(
+            f"/hooks/receipts/{receipts.CONNECTION}",
+            data=body,
+            content_type="application/json",
+            headers=headers,
+        )
+        assert response.status_code == 202 and b'"applied": 1' in response.content, response.content
+
+    for _ in range(50):
+        post()
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as captured:
+        t0 = time.perf_counter()
+        profile.enable()
+        for _ in range(args.receipts):
+            post()
+        profile.disable()
+        elapsed = time.perf_counter() - t0
+    report(
+        "POST /hooks/receipts/simulator-sms (profiled)",
+        profile,
+        elapsed,
+        args.receipts,
+        captured.captured_queries,
+        args.top,
     )
 
 

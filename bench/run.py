@@ -37,12 +37,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import engine_extra, intake_growth, scale_figures
-from bench.pg import BenchError, Server, db_clock, insert_intents, row, scalar, tenant_id
+from bench import delivery_figures, engine_extra, intake_growth, scale_figures
+from bench.pg import (
+    SMS_PAYLOAD,
+    BenchError,
+    Server,
+    db_clock,
+    insert_intents,
+    row,
+    scalar,
+    tenant_id,
+)
 from bench.procs import PY, ROOT, Children, run_checked, wait_until
 from portal.cli import positive
 
@@ -131,15 +141,28 @@ class Bench:
             self.tenant_id = tenant_id(conn, TENANT)
 
     # --- engine
-    def engine(self, kind: str, start_processes, *, messages: int | None = None) -> dict:
-        """Seed, release ``messages`` intents at once, time them to the last terminal."""
-        dbname = self.database(kind, template=self.template)
+    def engine(
+        self,
+        kind: str,
+        start_processes,
+        *,
+        messages: int | None = None,
+        template: str | None = None,
+        target: str = "sms.otp",
+        payload: str = SMS_PAYLOAD,
+    ) -> dict:
+        """Seed, release ``messages`` intents at once, time them to the last terminal.
+
+        ``template`` (default: the bench's) is the database copied; ``target`` and
+        ``payload`` (a SQL expression, ``bench.pg.insert_intents``) what is seeded."""
+        dbname = self.database(kind, template=template or self.template)
         names = start_processes(dbname)
         n = messages or self.args.messages
+        seed: dict[str, Any] = {"tenant_id": self.tenant_id, "target": target, "payload": payload}
         with self.server.connect(dbname, autocommit=True) as conn:
-            self.warm_up(conn, names, what=f"{kind} warm-up")
+            self.warm_up(conn, names, what=f"{kind} warm-up", **seed)
             with conn.transaction():
-                insert_intents(conn, tenant_id=self.tenant_id, count=n, prefix="m-")
+                insert_intents(conn, count=n, prefix="m-", **seed)
             released = db_clock(conn)  # the backlog became visible (due) at this commit
             cpu_before = self.children.cpu_seconds(*names)
             timeout = max(120.0, n / 20)
@@ -188,10 +211,13 @@ class Bench:
             "open_intents_over_time": progress,
         }
 
-    def warm_up(self, conn, names: list[str], *, what: str) -> None:
-        """The processes import, connect and prove they run before anything is timed."""
+    def warm_up(self, conn, names: list[str], *, what: str, **seed) -> None:
+        """The processes import, connect and prove they run before anything is timed.
+
+        ``seed``: ``insert_intents`` arguments (default: the bench tenant's ``sms.otp``)."""
+        seed.setdefault("tenant_id", self.tenant_id)
         with conn.transaction():
-            insert_intents(conn, tenant_id=self.tenant_id, count=WARMUP_MESSAGES, prefix="w-")
+            insert_intents(conn, count=WARMUP_MESSAGES, prefix="w-", **seed)
         self.wait_drained(conn, names, timeout=120, what=what)
 
     def wait_drained(
@@ -243,12 +269,23 @@ class Bench:
         return names
 
     # --- API
-    def api(self, kind: str, settings: str, *, api_key: str, seed=None) -> dict:
-        """``seed(dbname)`` (optional) fills the fresh database first and returns seconds."""
+    def api(
+        self,
+        kind: str,
+        settings: str,
+        *,
+        api_key: str,
+        seed=None,
+        path: str = "/api/v1/intents",
+        load_args: tuple[str, ...] = (),
+        **extra_env: str,
+    ) -> dict:
+        """``seed(dbname)`` (optional) fills the fresh database first and returns seconds;
+        ``path``, ``load_args`` and ``extra_env`` point the load elsewhere (receipts)."""
         dbname = self.database(kind, template=self.template)
         seed_seconds = seed(dbname) if seed is not None else None
         port = free_port()
-        env = self.env(dbname, settings, BENCH_TENANT_ID=str(self.tenant_id))
+        env = self.env(dbname, settings, BENCH_TENANT_ID=str(self.tenant_id), **extra_env)
         gunicorn = str(Path(PY).with_name("gunicorn"))
         argv = [
             gunicorn, "portal.wsgi", "--bind", f"127.0.0.1:{port}",
@@ -264,10 +301,10 @@ class Bench:
 
         wait_until(listening, timeout=60, what=f"gunicorn ({kind})")
         load_argv = [
-            PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}/api/v1/intents",
+            PY, "-m", "bench.load", "--url", f"http://127.0.0.1:{port}{path}",
             "--api-key", api_key, "--concurrency", str(self.args.concurrency),
             "--warmup", str(self.args.warmup), "--duration", str(self.args.duration),
-            "--requests", str(self.args.requests),
+            "--requests", str(self.args.requests), *load_args,
         ]  # fmt: skip
         cpu_before = self.children.cpu_seconds(name)
         out = run_checked(load_argv, env, what=f"load generator ({kind})")
@@ -280,6 +317,8 @@ class Bench:
         result["server_cpu_ms_per_request"] = cpu * 1000 / answered if answered else None
         with self.server.connect(dbname) as conn:
             result["rows_inserted"] = scalar(conn, "SELECT count(*) FROM intents_intent")
+            if path.startswith("/hooks/receipts/"):
+                result["receipt_rows"] = scalar(conn, "SELECT count(*) FROM intents_receipt")
         result["seed_seconds"] = seed_seconds
         if seed is not None:  # a big seeded database should not wait for the end of the run
             self.drop_database(dbname)
@@ -357,6 +396,7 @@ def render(results: dict) -> str:
     lines += render_api_growth(results)
     lines += render_extra(results)
     lines += scale_figures.render(results)
+    lines += delivery_figures.render(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", *[f"note: {n}" for n in notes]]
@@ -474,6 +514,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         extra.add_argument(flag, action="store_true")
     add_only_option(parser)
     scale_figures.add_arguments(parser)
+    delivery_figures.add_arguments(parser)
     args = parser.parse_args(argv)
     apply_only(parser, args)
     if args.requests < 0 or args.warmup < 0:
@@ -492,6 +533,8 @@ SECTIONS = (
     "claim-tenants",
     "peers",
     "memory",
+    "providers",
+    "receipts",
 )
 
 
@@ -605,6 +648,7 @@ def run(args: argparse.Namespace, server: Server, version: str, work_dir: Path) 
         run_api_growth(args, bench, results)
         run_extra(args, bench, results)
         scale_figures.run(args, bench, results)
+        delivery_figures.run(args, bench, results)
     finally:
         bench.children.stop_all()
         bench.drop_databases()

@@ -2,6 +2,8 @@
 
 ``DATABASE_URL`` (set by ``bench/run.py``) points at a throw-away ``bench_*``
 database. ``BENCH_GATEWAY_LATENCY_S`` adds a simulated per-call gateway latency.
+``BENCH_GATEWAY_ADAPTERS=product`` keeps the product's channel adapters (the
+``providers`` section sends to a real simulator over HTTP).
 DEBUG stays off: with DEBUG on, Django keeps every query in memory.
 """
 
@@ -15,7 +17,8 @@ DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 _INPROCESS = "gateways.adapters.inprocess.InProcessGateway"
-GATEWAY_ADAPTERS = {"sms": _INPROCESS, "push": _INPROCESS, "http": _INPROCESS, "email": _INPROCESS}
+if os.environ.get("BENCH_GATEWAY_ADAPTERS") != "product":
+    GATEWAY_ADAPTERS = dict.fromkeys(("sms", "push", "http", "email"), _INPROCESS)
 GATEWAY_INPROCESS_LATENCY_S = float(os.environ.get("BENCH_GATEWAY_LATENCY_S", "0") or 0)
 
 # Generous limits: the bench measures throughput, not the tenant's rate limit.

@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -378,13 +378,37 @@ def connections_apply(*, specs: list[ConnectionSpec], actor_label: str) -> Conne
     return report
 
 
-def connection_specs(keys: Iterable[str]) -> dict[str, ConnectionSpec]:
-    """The current spec of each key: an active registry row, else a built-in default.
+# Connections another app keeps as its own data (a client's webhook endpoints), by key
+# prefix: the source gets every wanted key with its prefix and returns the specs of
+# those usable now (one query for all of them). Registered at app start-up.
+ConnectionSource = Callable[[set[str]], Mapping[str, ConnectionSpec]]
+_sources: dict[str, ConnectionSource] = {}
 
-    One query for all of them; a key neither loaded nor built in is left out.
+
+def connection_source_register(*, prefix: str, source: ConnectionSource) -> None:
+    """Serve connection keys starting with ``prefix`` (which no file key can hold) from
+    ``source``."""
+    if KEY_PATTERN.match(prefix):
+        raise ValueError(f"prefix {prefix!r} could collide with a connection file's key")
+    _sources[prefix] = source
+
+
+def connection_specs(keys: Iterable[str]) -> dict[str, ConnectionSpec]:
+    """The current spec of each key: an active registry row, else a built-in default,
+    else what a registered source provides.
+
+    One query for the registry's, one per source asked; a key nobody knows (or a
+    source's connection not usable now) is left out.
     """
     wanted = set(keys)
     found: dict[str, ConnectionSpec] = {}
+    for prefix, source in _sources.items():
+        sourced = {key for key in wanted if key.startswith(prefix)}
+        if sourced:
+            wanted -= sourced
+            found.update(source(sourced))
+    if not wanted:
+        return found
     rows = Connection.objects.filter(key__in=wanted, is_active=True).select_related(
         "current_revision"
     )

@@ -13,6 +13,8 @@ reference per TTL); region and endpoint come from ``SECRETS_AWS_REGION`` and
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import threading
@@ -24,6 +26,10 @@ from typing import Any
 from django.conf import settings
 
 SCHEMES = ("env:", "file:", "aws-secretsmanager:")
+# Not for files: the reference of a secret the service generated and keeps itself (a
+# client webhook endpoint's signing secret), encrypted with ``WEBHOOK_SECRETS_KEY``.
+# Several space-separated tokens resolve to their values, space-separated.
+SEALED = "sealed:"
 REDACTED = "[redacted]"
 MAX_REMEMBERED_VALUES = 1000
 
@@ -109,6 +115,8 @@ class SecretResolver:
             self._served.clear()
 
     def _read(self, reference: str) -> str:
+        if reference.startswith(SEALED):
+            return unseal(reference)
         try:
             check_reference(reference)
         except ValueError as exc:
@@ -169,6 +177,38 @@ class SecretResolver:
                     endpoint_url=settings.SECRETS_AWS_ENDPOINT_URL or None,
                 )
             return self._aws_client
+
+
+def _fernet() -> Any:
+    from cryptography.fernet import Fernet
+
+    key = str(settings.WEBHOOK_SECRETS_KEY or settings.SECRET_KEY).encode()
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key).digest()))
+
+
+def seal(value: str) -> str:
+    """A ``sealed:`` token of ``value``: safe to store, resolvable by ``SecretResolver``."""
+    return SEALED + _fernet().encrypt(value.encode()).decode()
+
+
+def sealed_reference(tokens: list[str]) -> str:
+    """One reference resolving to the values of several ``seal`` tokens, in order."""
+    return SEALED + " ".join(token.removeprefix(SEALED) for token in tokens)
+
+
+def unseal(reference: str) -> str:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        fernet = _fernet()
+        return " ".join(
+            fernet.decrypt(token.encode()).decode()
+            for token in reference.removeprefix(SEALED).split()
+        )
+    except (InvalidToken, ValueError):
+        raise SecretUnavailable(
+            "sealed secret cannot be decrypted (WEBHOOK_SECRETS_KEY changed?)"
+        ) from None
 
 
 # The process's resolver: its cache outlives a batch, which is what the TTL is for.

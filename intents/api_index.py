@@ -23,6 +23,12 @@ ENDPOINTS = (
     ("GET", "targets", "the targets your tenant may use"),
     ("GET", "suppressions", "recipients on your suppression list (?channel=&recipient=)"),
     ("DELETE", "suppressions/{channel}/{recipient}", "lift one suppression"),
+    ("GET", "webhook-endpoints", "your webhook endpoints (events about your intents)"),
+    ("POST", "webhook-endpoints", "register one; its signing secret is shown once"),
+    ("GET", "webhook-endpoints/{id}", "one endpoint (PATCH changes it, DELETE removes it)"),
+    ("POST", "webhook-endpoints/{id}/rotate-secret", "a new secret; the old signs for 24 h"),
+    ("POST", "webhook-endpoints/{id}/test", "send it a webhook.test event"),
+    ("GET", "webhook-endpoints/{id}/deliveries", "its events and how their delivery went"),
 )
 
 

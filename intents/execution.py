@@ -33,11 +33,19 @@ from portal import clock
 from portal.observability import lifecycle, metrics, tracing
 from portal.sql_limits import column_width
 
-from .models import Attempt, AttemptOutcome, DeliveryStatus, Intent, IntentStatus, ReasonCode
+from .models import (
+    TERMINAL_STATUSES,
+    Attempt,
+    AttemptOutcome,
+    DeliveryStatus,
+    Intent,
+    IntentStatus,
+    ReasonCode,
+)
 from .retry import Decision, RetryPolicy, decide_after_attempt
 from .routing import THROTTLED, Deferral, Plan, Route, cursor_after, plan_batch
 from .selectors import expired_leases
-from .signals import intents_dead_lettered
+from .signals import attempts_recorded, intents_changed, intents_dead_lettered
 from .suppressions import recipients_of, suppression_add
 from .transitions import finish, release_lease
 
@@ -57,6 +65,7 @@ EXECUTION_FIELDS = (
     "correlation_id",
     "traceparent",
     "generation",
+    "internal",
     "lease_owner",
     "connection",
     "connection_cursor",
@@ -301,6 +310,12 @@ def _save(
     ]
     if dead:
         intents_dead_lettered.send(sender=Intent, intents=dead, now=now)
+    # Every terminal status reached here is a change (the batch held them in flight).
+    changes = [(i, str(i.status)) for i in changed if i.status in TERMINAL_STATUSES]
+    if changes:
+        intents_changed.send(sender=Intent, changes=changes, now=now)
+    if attempts:
+        attempts_recorded.send(sender=Intent, attempts=attempts, now=now)
     transaction.on_commit(lambda: _count(changed, attempts, deferred_ids))
 
 

@@ -145,6 +145,10 @@ class Intent(models.Model):
     # claim and each attempt link back to it (portal/observability/tracing.py).
     traceparent = models.CharField(max_length=55, blank=True, default="")
     generation = models.PositiveIntegerField(default=1)
+    # Made by the service on its own account (a client webhook event's delivery), not
+    # submitted by a client: never shown to one, outside its quota, and it raises no
+    # events of its own.
+    internal = models.BooleanField(default=False)
     # The connection of the latest attempt, and where in the target's list the next
     # attempt starts (a transient failure moves it on: failover).
     connection = models.CharField(max_length=100, blank=True)

@@ -24,8 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+from typing import NamedTuple
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 
 from gateways.base import ParsedReceipt
 from portal import clock
@@ -40,7 +42,7 @@ from .models import (
     IntentStatus,
     Receipt,
 )
-from .signals import intents_dead_lettered
+from .signals import intents_changed, intents_dead_lettered
 from .suppressions import normalise, recipients_of, suppression_add
 
 _RANK = {
@@ -51,6 +53,13 @@ _RANK = {
     DeliveryStatus.DELIVERED: 2,
     DeliveryStatus.UNDELIVERED: 2,
 }
+
+
+class AcceptedAttempt(NamedTuple):
+    """When the attempt that the provider accepted ran (our clock)."""
+
+    started_at: dt.datetime
+    finished_at: dt.datetime
 
 
 class ReceiptResult(enum.StrEnum):
@@ -67,10 +76,19 @@ def receipt_apply(
     if not receipt.message_id:
         return _counted(connection, ReceiptResult.IGNORED)
     now = now or clock.now()
+    # The accepted attempt of the intent's generation comes with the intent, in the
+    # same statement: one round trip fewer inside the transaction.
+    accepted = Attempt.objects.filter(
+        intent=OuterRef("pk"), generation=OuterRef("generation"), outcome=AttemptOutcome.ACCEPTED
+    ).order_by("-number")
     with transaction.atomic():
         intent = (
             Intent.objects.select_for_update()
             .filter(gateway_message_id=receipt.message_id, connection=connection)
+            .annotate(
+                accepted_started_at=Subquery(accepted.values("started_at")[:1]),
+                accepted_finished_at=Subquery(accepted.values("finished_at")[:1]),
+            )
             .order_by("-id")
             .first()
         )
@@ -78,24 +96,25 @@ def receipt_apply(
         # re-opened, or not ours at all.
         if intent is None or intent.status != IntentStatus.ACCEPTED:
             return _counted(connection, ReceiptResult.IGNORED)
-        if Receipt.objects.filter(
-            intent=intent,
-            generation=intent.generation,
-            status=receipt.status,
-            provider_status=receipt.provider_status[:32],
-            error_code=receipt.error_code[:64],
-            occurred_at=receipt.occurred_at,
-        ).exists():
+        # One read of this generation's receipts serves the duplicate check and the
+        # latency figure (each query is a round trip inside the receipt's transaction).
+        earlier = list(
+            Receipt.objects.filter(intent=intent, generation=intent.generation).only(
+                "status", "provider_status", "error_code", "occurred_at", "flagged_before_attempt"
+            )
+        )
+        same = (
+            receipt.status,
+            receipt.provider_status[:32],
+            receipt.error_code[:64],
+            receipt.occurred_at,
+        )
+        if any((r.status, r.provider_status, r.error_code, r.occurred_at) == same for r in earlier):
             return _counted(connection, ReceiptResult.DUPLICATE)
         attempt = (
-            Attempt.objects.filter(
-                intent=intent,
-                generation=intent.generation,
-                outcome=AttemptOutcome.ACCEPTED,
-            )
-            .order_by("-number")
-            .only("started_at", "finished_at")
-            .first()
+            AcceptedAttempt(intent.accepted_started_at, intent.accepted_finished_at)
+            if intent.accepted_started_at is not None
+            else None
         )
         flagged = bool(
             receipt.occurred_at is not None
@@ -103,11 +122,6 @@ def receipt_apply(
             and receipt.occurred_at < attempt.started_at
         )
         applies = _RANK[receipt.status] > _RANK[intent.delivery_status]
-        earlier = list(
-            Receipt.objects.filter(intent=intent, generation=intent.generation).only(
-                "occurred_at", "flagged_before_attempt"
-            )
-        )
         Receipt.objects.create(
             intent=intent,
             generation=intent.generation,
@@ -130,6 +144,8 @@ def receipt_apply(
         if receipt.status == DeliveryStatus.DELIVERED:
             intent.delivered_at = now
         intent.save(update_fields=["delivery_status", "delivered_at", "updated_at"])
+        if receipt.status in FINAL_DELIVERY_STATUSES:
+            intents_changed.send(sender=Intent, changes=[(intent, str(receipt.status))], now=now)
         if receipt.status == DeliveryStatus.UNDELIVERED:  # a dead letter, delivery_failed
             intents_dead_lettered.send(sender=Intent, intents=[intent], now=now)
         if receipt.status in FINAL_DELIVERY_STATUSES:
@@ -160,7 +176,7 @@ def _suppress(intent: Intent, connection: str, receipt: ParsedReceipt, now: dt.d
 def _observe_latency(
     receipt: ParsedReceipt,
     flagged: bool,
-    attempt: Attempt | None,
+    attempt: AcceptedAttempt | None,
     earlier: list[Receipt],
     now: dt.datetime,
 ) -> None:

@@ -34,6 +34,7 @@ from portal.audit.services import Actor, audit_record
 from .errors import RegistryError
 from .models import Target, TargetRevision
 from .retry import STRATEGIES
+from .signals import registry_applying
 
 GATEWAYS = ("sms", "push", "http", "email")
 DELIVERY_MODES = ("at_least_once", "at_most_once")
@@ -229,12 +230,25 @@ def load_directory(directory: Path) -> list[TargetSpec]:
 
 
 @dataclasses.dataclass
+class RegistryChanges:
+    """What a ``registry_applying`` subscriber recorded, reported under ``label``."""
+
+    label: str
+    created: list[str] = dataclasses.field(default_factory=list)
+    revised: list[str] = dataclasses.field(default_factory=list)
+    unchanged: list[str] = dataclasses.field(default_factory=list)
+    retired: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class SyncReport:
     created: list[str] = dataclasses.field(default_factory=list)
     revised: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     retired: list[str] = dataclasses.field(default_factory=list)
     connections: ConnectionSyncReport = dataclasses.field(default_factory=ConnectionSyncReport)
+    # What subscribers of ``registry_applying`` recorded (escalation rules).
+    others: list[RegistryChanges] = dataclasses.field(default_factory=list)
 
 
 def load_connections(directory: Path) -> list[ConnectionSpec]:
@@ -353,6 +367,12 @@ def registry_sync(
                 audit_record(
                     actor=actor, action="target.retired", object_type="target", object_id=key
                 )
+        responses: list[tuple[Any, Any]] = list(
+            registry_applying.send(
+                sender=Target, connections=connection_specs, actor_label=actor_label
+            )
+        )
+        report.others = [r for _, r in responses if isinstance(r, RegistryChanges)]
     return report
 
 

@@ -163,7 +163,10 @@ _open_counts: dict[int, _OpenCount] = {}
 
 def _open_intents_of(tenant: int | OuterRef) -> QuerySet[Intent]:
     """A tenant's open intents: the one definition the quota and the tenant list count."""
-    return Intent.objects.filter(tenant_id=tenant, status__in=OPEN_STATUSES).order_by()
+    # Internal deliveries (client webhook events) are not the client's: never counted.
+    return Intent.objects.filter(
+        tenant_id=tenant, status__in=OPEN_STATUSES, internal=False
+    ).order_by()
 
 
 def open_intent_count_exact(*, tenant_id: int, cap: int, besides: int | None = None) -> int:
@@ -289,13 +292,14 @@ post_delete.connect(_registry_changed, sender=Target, dispatch_uid="intake-targe
 
 
 def intent_get_for_tenant(*, tenant: Tenant, public_id: object) -> Intent:
-    """The tenant's intent; a foreign, unknown or malformed id is simply not found."""
+    """The tenant's intent; a foreign, unknown, internal or malformed id is simply not
+    found."""
     try:
         parsed = uuid.UUID(str(public_id))
     except ValueError:
         raise IntentNotFound(f"No intent {public_id} for this tenant.") from None
     try:
-        return Intent.objects.get(tenant=tenant, public_id=parsed)
+        return Intent.objects.get(tenant=tenant, public_id=parsed, internal=False)
     except Intent.DoesNotExist:
         raise IntentNotFound(f"No intent {public_id} for this tenant.") from None
 
@@ -308,7 +312,7 @@ def intent_list_for_tenant(
     created_after: dt.datetime | None = None,
     created_before: dt.datetime | None = None,
 ) -> QuerySet[Intent]:
-    qs = Intent.objects.filter(tenant=tenant)
+    qs = Intent.objects.filter(tenant=tenant, internal=False)
     if status:
         qs = qs.filter(status=status)
     if target:

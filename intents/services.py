@@ -40,6 +40,7 @@ from .selectors import (
     open_intent_count_forget,
     open_intent_count_reaches,
 )
+from .signals import intents_changed
 from .suppressions import recipient_suppressed_check
 from .transitions import FINISHED_FIELDS, LEASE_FIELDS, finish, release_lease
 
@@ -385,6 +386,7 @@ def intent_cancel(*, tenant: Tenant, public_id: object) -> Intent:
             )
             intent.cancel_requested = True
             intent.save(update_fields=[*FINISHED_FIELDS, "cancel_requested"])
+            intents_changed.send(sender=Intent, changes=[(intent, "cancelled")], now=now)
         else:  # in flight: the worker's recording finishes it
             intent.cancel_requested = True
             intent.updated_at = now
@@ -438,6 +440,7 @@ def intent_reopen(*, intent: Intent, now: dt.datetime | None = None) -> Intent:
         intent.cancel_requested = False
         release_lease(intent, now=now)
         intent.save(update_fields=REOPENED_FIELDS)
+        intents_changed.send(sender=Intent, changes=[(intent, "reopened")], now=now)
     # It is open again without being created: this process's quota estimate cannot see it.
     open_intent_count_forget(tenant_id=intent.tenant_id)
     return intent

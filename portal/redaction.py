@@ -23,6 +23,8 @@ SECRET_KEY_PATTERN = re.compile(
 NOT_SECRET_KEYS = frozenset({"lease_token"})
 # Credentials embedded in free text, e.g. a header echoed into an error message.
 _INLINE_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic|api-key)\s+[A-Za-z0-9._~+/=\-]{4,}")
+# A Standard Webhooks signing secret (a client endpoint's, a receipt secret) in free text.
+_WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]{4,}")
 _MAX_DEPTH = 32
 
 
@@ -62,5 +64,7 @@ def redact(
             redact(item, extra, extra_pattern=extra_pattern, _depth=_depth + 1) for item in value
         ]
     if isinstance(value, str):
-        return _INLINE_CREDENTIAL.sub(r"\1 " + REDACTED, value)
+        return _WEBHOOK_SECRET.sub(
+            "whsec_" + REDACTED, _INLINE_CREDENTIAL.sub(r"\1 " + REDACTED, value)
+        )
     return value

@@ -14,6 +14,7 @@ urlpatterns = [
 urlpatterns += [path("accounts/", include("portal.accounts.urls"))]
 urlpatterns += [path("hooks/", include("intents.hook_urls"))]
 urlpatterns += [
+    path("api/v1/", include("portal.events.urls")),
     path("api/v1/", include("intents.urls")),
     path("api/", include("portal.api.urls")),  # the rest of /api/: problem+json 404
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import ssl
 from typing import Any, ClassVar
@@ -61,20 +62,50 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Connections per pool of the sharded transport (see ``ShardedTransport``).
+POOL_SHARD_CONNECTIONS = 16
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """Several small connection pools behind one transport, requests dealt round-robin.
+
+    httpcore's pool re-examines every connection it holds, and for each idle one counts
+    them all again, whenever a request starts or ends: quadratic in the pool's size. A
+    batch sends ~100 requests at once, so one pool of 100 connections spent more CPU
+    deciding which connection to use (about 2.5 ms per message, measured) than sending.
+    Pools of ``POOL_SHARD_CONNECTIONS`` keep each such pass short, with the same total
+    of connections.
+    """
+
+    def __init__(self, *, max_connections: int, verify: ssl.SSLContext) -> None:
+        shards = max(1, -(-max_connections // POOL_SHARD_CONNECTIONS))
+        per_shard = -(-max_connections // shards)
+        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+        self._pools = [
+            httpx.AsyncHTTPTransport(verify=verify, trust_env=False, limits=limits)
+            for _ in range(shards)
+        ]
+        self._next = itertools.cycle(self._pools)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._next).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+
 def new_http_client(*, max_connections: int = 200) -> httpx.AsyncClient:
-    """A pooled client for gateway calls.
+    """A pooled client for gateway calls (``max_connections`` over sharded pools).
 
     ``trust_env=False``: no proxy or netrc from the environment may reroute or
     authenticate our calls. Redirects are not followed: a redirect could leave the
     allow-list.
     """
     return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        transport=ShardedTransport(max_connections=max_connections, verify=_tls_context()),
         timeout=BACKSTOP_TIMEOUT,
         trust_env=False,
-        verify=_tls_context(),
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT},
     )

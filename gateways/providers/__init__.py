@@ -24,6 +24,12 @@ PROVIDERS: dict[str, str] = {
     "slack": "gateways.providers.slack.SlackProvider",
 }
 
+# Served only to connections the service builds itself (never named in a file):
+# client webhook endpoints, which may be any public host (see the provider).
+INTERNAL_PROVIDERS: dict[str, str] = {
+    "webhook_endpoint": "gateways.providers.webhook.WebhookEndpointProvider",
+}
+
 
 class UnknownProvider(LookupError):
     """No provider is registered under this key."""
@@ -31,7 +37,7 @@ class UnknownProvider(LookupError):
 
 def provider_class(key: str) -> type:
     """The class registered for provider ``key``; raises ``UnknownProvider`` if none."""
-    path = PROVIDERS.get(key)
+    path = PROVIDERS.get(key) or INTERNAL_PROVIDERS.get(key)
     if path is None:
         known = ", ".join(sorted(PROVIDERS))
         raise UnknownProvider(f"unknown provider {key!r} (known: {known})")

@@ -14,7 +14,9 @@ mailbox does not exist or is not ours to reach.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import email.utils
+import functools
 import re
 import ssl
 from collections.abc import Mapping, Sequence
@@ -84,7 +86,7 @@ def build_email(
     bcc = addresses(payload.get("bcc"), "bcc")
     reply_to = addresses(payload.get("reply_to"), "reply_to")
     mail = EmailMessage()
-    mail["From"] = sender
+    mail["From"] = _parsed_header("From", sender)
     mail["To"] = ", ".join(to)
     if cc:
         mail["Cc"] = ", ".join(cc)
@@ -92,7 +94,7 @@ def build_email(
         mail["Reply-To"] = ", ".join(reply_to)
     mail["Subject"] = str(payload["subject"])
     mail["Message-ID"] = message_id
-    mail["Date"] = email.utils.formatdate(localtime=False)
+    mail["Date"] = _parsed_header("Date", email.utils.formatdate(localtime=False))
     extra = payload.get("headers") or {}
     if not isinstance(extra, Mapping):
         raise GatewayPayloadError("email headers must be an object")
@@ -109,8 +111,27 @@ def build_email(
     return mail, to + cc + bcc
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_header(name: str, value: str) -> Any:
+    """A header parsed once per value: headers are immutable, and parsing them is most
+    of the cost of building a message. For values that repeat: the connection's sender,
+    the ``Date`` of the current second."""
+    return email.policy.default.header_factory(name, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _sender_domain(sender: str) -> str:
+    return email.utils.parseaddr(sender)[1].rpartition("@")[2] or "submission-portal"
+
+
+@functools.lru_cache(maxsize=64)
+def envelope_sender(sender: str) -> str:
+    """The bare address of the ``from`` setting, for ``MAIL FROM``."""
+    return email.utils.parseaddr(sender)[1] or sender
+
+
 def message_id_for(idempotency_key: str, sender: str) -> str:
-    domain = email.utils.parseaddr(sender)[1].rpartition("@")[2] or "submission-portal"
+    domain = _sender_domain(sender)
     local = re.sub(r"[^A-Za-z0-9.\-_+]", "-", idempotency_key)
     return f"<{local}@{domain}>"
 
@@ -186,9 +207,8 @@ class SmtpProvider(ProviderBase):
             sender=sender,
             message_id=message_id_for(message.idempotency_key, sender),
         )
-        envelope_sender = email.utils.parseaddr(sender)[1] or sender
         async with self._slots():
-            return await self._deliver(mail, envelope_sender, recipients, timeout_s)
+            return await self._deliver(mail, envelope_sender(sender), recipients, timeout_s)
 
     def _slots(self) -> asyncio.Semaphore:
         """At most ``max_connections`` SMTP sessions at once: a batch sends its messages

@@ -9,19 +9,29 @@ that dedupes on it sees one delivery however often we resend.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+from django.conf import settings
+
+from ..adapters.base_http import MAX_RESPONSE_BYTES, _read_capped, truncate
 from ..base import (
     ConnectionConfig,
     GatewayMessage,
     GatewayResult,
+    Outcome,
     ParsedReceipt,
     ProbeResult,
     ReceiptRejected,
@@ -29,10 +39,11 @@ from ..base import (
     SecretSource,
 )
 from ..receipts import json_body, standard_receipt, verify_standard_webhook
-from .common import ProviderBase, ProviderConfigError
+from .common import HttpAnswer, ProviderBase, ProviderConfigError
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 # Ours: a configured header never overrides them.
+GONE = 410
 SIGNED_HEADERS = frozenset({"webhook-id", "webhook-timestamp", "webhook-signature"})
 
 
@@ -131,3 +142,94 @@ class WebhookProvider(ProviderBase):
         # codes that mean "never reachable" (``permanent_error_codes = ["gone"]``).
         codes = frozenset(str(c) for c in config.settings.get("permanent_error_codes") or ())
         return [standard_receipt(json_body(request), permanent_codes=codes)]
+
+
+class DestinationRefused(ValueError):
+    """A client endpoint's URL that may not be called: not https with DEBUG off, or its
+    host resolves to an address inside our own networks. No request was made."""
+
+
+def address_refusal(address: str, allowed: list[str]) -> str | None:
+    """Why ``address`` may not be called (loopback, private, link-local, ...), or None."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(ip in ipaddress.ip_network(cidr.strip(), strict=False) for cidr in allowed):
+        return None
+    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+        if getattr(ip, f"is_{kind}"):
+            return f"{ip} is a {kind.replace('_', '-')} address"
+    return None
+
+
+class WebhookEndpointProvider(WebhookProvider):
+    """A client's own webhook endpoint (``portal.events``): any public host, so not the
+    operators' ``GATEWAY_ALLOWED_HOSTS`` but a check of the address itself.
+
+    At send time the URL's host is resolved and every address it has must be public
+    (not loopback, private, link-local, multicast or reserved) unless inside
+    ``WEBHOOK_ALLOWED_CIDRS``; the request then goes to that checked address, with the
+    URL's host as ``Host`` and as the TLS server name (so the certificate is still
+    checked against it), so a DNS answer that changes after the check cannot redirect
+    it. A refusal is permanent for the event: the endpoint must be fixed.
+    """
+
+    name = "webhook_endpoint"
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        client: httpx.AsyncClient | None = None,
+        **kwargs: Any,
+    ) -> HttpAnswer:
+        pinned, host, sni = await self._pinned(url)
+        headers = {**kwargs.pop("headers", {}), "Host": host}
+        extensions = {"sni_hostname": sni} if sni else {}
+        async with (client or self.client).stream(
+            method, pinned, headers=headers, extensions=extensions, **kwargs
+        ) as response:
+            raw = await _read_capped(response, MAX_RESPONSE_BYTES)
+        return HttpAnswer(response.status_code, response.headers, raw)
+
+    async def _pinned(self, url: str) -> tuple[str, str, str]:
+        """(the URL with the checked address for its host, the Host header, the TLS name)."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise DestinationRefused("the endpoint URL is not an http(s) URL with a host")
+        if scheme != "https" and not settings.DEBUG:
+            raise DestinationRefused("the endpoint URL must be https")
+        port = parts.port or (443 if scheme == "https" else 80)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpx.ConnectError(f"cannot resolve {parts.hostname}: {exc}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        allowed = list(settings.WEBHOOK_ALLOWED_CIDRS)
+        for address in addresses:
+            refusal = address_refusal(address, allowed)
+            if refusal is not None:
+                raise DestinationRefused(
+                    f"{parts.hostname} resolves to {refusal}; not in WEBHOOK_ALLOWED_CIDRS"
+                )
+        address = addresses[0]
+        literal = f"[{address}]" if ":" in address else address
+        pinned = urlunsplit((scheme, f"{literal}:{port}", parts.path, parts.query, ""))
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return pinned, host, parts.hostname if scheme == "https" else ""
+
+    def _failure(self, exc: Exception, timeout_s: float) -> GatewayResult:
+        if isinstance(exc, DestinationRefused):
+            return GatewayResult(Outcome.REJECTED_PERMANENT, error=truncate(str(exc), 200))
+        return super()._failure(exc, timeout_s)
+
+    async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
+        """Any answer but a 2xx is retried (a client's receiver may be mid-deploy), except
+        410 Gone: the endpoint says it no longer exists."""
+        result = await super()._send(message, timeout_s=timeout_s)
+        if result.outcome is Outcome.REJECTED_PERMANENT and result.status_code != GONE:
+            return dataclasses.replace(result, outcome=Outcome.REJECTED_TRANSIENT)
+        return result

@@ -55,6 +55,8 @@ class ApiKeyScope(models.TextChoices):
     INTENTS_READ = "intents:read"
     INTENTS_CANCEL = "intents:cancel"
     TARGETS_READ = "targets:read"
+    WEBHOOKS_WRITE = "webhooks:write"
+    WEBHOOKS_READ = "webhooks:read"
 
 
 ALL_SCOPES = [scope.value for scope in ApiKeyScope]

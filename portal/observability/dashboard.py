@@ -8,6 +8,8 @@ from typing import Any
 
 from django.conf import settings
 
+from portal.escalation import selectors as escalation_selectors
+
 from . import charts, selectors
 from .reconciliation import DEFAULT_LOOKBACK
 
@@ -104,6 +106,8 @@ def dashboard_context(
         for row in selectors.sla_by_target(since=since, until=now, tenant_ids=tenant_ids)
     ]
     backlog = selectors.backlog(now=now, tenant_ids=tenant_ids)
+    # Escalations concern the whole service: only viewers of every tenant see them.
+    episodes = escalation_selectors.open_and_recent_episodes() if tenant_ids is None else None
     timed_out = selectors.timed_out_intents(since=now - DEFAULT_LOOKBACK, tenant_ids=tenant_ids)
     return {
         "now": now,
@@ -140,4 +144,5 @@ def dashboard_context(
         "timed_out_count": timed_out.count(),
         "timed_out": list(timed_out[:RECONCILE_ROWS]),
         "reconcile_lookback_days": DEFAULT_LOOKBACK.days,
+        "escalations": episodes,
     }

@@ -24,6 +24,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from gateways.selectors import circuit_state_values
 from portal import clock
 from portal.audit.selectors import audit_head_sequence
+from portal.escalation.selectors import open_episode_counts
+from portal.events.selectors import disabled_endpoint_counts
 
 from . import selectors
 from .logging import get_logger
@@ -49,6 +51,8 @@ class DatabaseCollector:
             heartbeat_ages = selectors.heartbeat_ages(now=now)
             circuits = circuit_state_values()
             audit_head = audit_head_sequence()
+            disabled_endpoints = disabled_endpoint_counts()
+            episodes_open = open_episode_counts()
         except DatabaseError as exc:
             logger.warning("metrics.database_unavailable", error=str(exc))
             up.add_metric([], 0)
@@ -111,6 +115,23 @@ class DatabaseCollector:
         for key, state in sorted(circuits.items()):
             circuit.add_metric([key], state)
         yield circuit
+        disabled = GaugeMetricFamily(
+            "portal_webhook_endpoints_disabled",
+            "Client webhook endpoints disabled now, by reason (gone: a 410; failing: every "
+            "attempt failed for WEBHOOK_DISABLE_AFTER_S; client; operator)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(disabled_endpoints.items()):
+            disabled.add_metric([reason], count)
+        yield disabled
+        escalations = GaugeMetricFamily(
+            "portal_escalation_episodes_open",
+            "Escalation episodes open now, by rule kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(episodes_open.items()):
+            escalations.add_metric([kind], count)
+        yield escalations
         # A checkpoint of the audit chain outside the database: Prometheus keeps its
         # history, so a tail cut later (head row rewritten too) shows as a drop, and
         # `audit_verify --expect-at-least` can check against the highest value seen.

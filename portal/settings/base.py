@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "gateways",
     "intents",
     "deadletters",
+    "portal.events",
+    "portal.escalation",
     "portal.console",  # the composition layer: cross-app admin screens and demo commands
 ]
 
@@ -228,6 +230,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several fields are called "status" or hold event types: one named enum each.
+    "ENUM_NAME_OVERRIDES": {
+        "WebhookEndpointStatusEnum": "portal.events.models.EndpointStatus",
+        "WebhookDeliveryStatusEnum": "portal.events.models.DELIVERY_STATUSES",
+        "WebhookEventTypeEnum": "portal.events.models.EVENT_TYPES",
+    },
 }
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 # How long a web process trusts an API key it verified (0: never cached). A revoked key,
@@ -261,6 +269,11 @@ GATEWAY_ADAPTERS = {
 }
 # --- v1.1: connections (conf/connections/*.toml, loaded by sync_targets) and secrets
 CONNECTIONS_DIR = env.path("CONNECTIONS_DIR", default=BASE_DIR / "conf" / "connections")
+# --- v1.1: escalation rules (loaded by sync_targets) and their notifications
+ESCALATIONS_FILE = env.path("ESCALATIONS_FILE", default=BASE_DIR / "conf" / "escalations.toml")
+# PagerDuty's payload.source and the name in every Slack/webhook/email message.
+ESCALATION_SOURCE = env.str("ESCALATION_SOURCE", default="submission-portal")
+ESCALATION_SEND_TIMEOUT_S = env.float("ESCALATION_SEND_TIMEOUT_S", default=10.0)
 SECRETS_TTL_S = env.float("SECRETS_TTL_S", default=300.0)
 SECRETS_AWS_REGION = env.str("SECRETS_AWS_REGION", default="us-east-1")
 SECRETS_AWS_ENDPOINT_URL = env.str("SECRETS_AWS_ENDPOINT_URL", default="")
@@ -269,6 +282,12 @@ SUPPRESSION_HASH_KEY = env_secret("SUPPRESSION_HASH_KEY", default="")
 # The Standard Webhooks secret (whsec_…) the built-in simulator connections verify their
 # delivery receipts with; "" = they send none (delivery_status "unknown").
 GATEWAY_SIMULATOR_RECEIPT_SECRET = env_secret("GATEWAY_SIMULATOR_RECEIPT_SECRET", default="")
+# --- client webhooks (portal/events): the key that encrypts endpoints' signing secrets
+# (SECRET_KEY when unset), how long an endpoint may fail every attempt before it is
+# disabled, and the networks (CIDR) a webhook URL may resolve to although private.
+WEBHOOK_SECRETS_KEY = env_secret("WEBHOOK_SECRETS_KEY", default="")
+WEBHOOK_DISABLE_AFTER_S = env.float("WEBHOOK_DISABLE_AFTER_S", default=5 * 24 * 3600.0)
+WEBHOOK_ALLOWED_CIDRS = env.list("WEBHOOK_ALLOWED_CIDRS", default=[])
 DISPATCH_BATCH_SIZE = env.int("DISPATCH_BATCH_SIZE", default=100)
 DISPATCH_IDLE_POLL_S = env.float("DISPATCH_IDLE_POLL_S", default=0.2)
 DISPATCH_MAX_QUEUED_BATCHES = env.int("DISPATCH_MAX_QUEUED_BATCHES", default=8)

@@ -51,7 +51,7 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         (path, method)
         for path, item in document["paths"].items()
         for method in item
-        if method in {"get", "post", "delete"}
+        if method in {"get", "post", "patch", "delete"}
     }
     assert operations == {
         ("/api/v1/intents", "post"),
@@ -63,6 +63,14 @@ def test_schema_is_openapi_3_with_every_operation(anonymous):
         ("/api/v1/targets", "get"),
         ("/api/v1/suppressions", "get"),
         ("/api/v1/suppressions/{channel}/{recipient}", "delete"),
+        ("/api/v1/webhook-endpoints", "post"),
+        ("/api/v1/webhook-endpoints", "get"),
+        ("/api/v1/webhook-endpoints/{public_id}", "get"),
+        ("/api/v1/webhook-endpoints/{public_id}", "patch"),
+        ("/api/v1/webhook-endpoints/{public_id}", "delete"),
+        ("/api/v1/webhook-endpoints/{public_id}/rotate-secret", "post"),
+        ("/api/v1/webhook-endpoints/{public_id}/test", "post"),
+        ("/api/v1/webhook-endpoints/{public_id}/deliveries", "get"),
     }
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http",

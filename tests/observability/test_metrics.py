@@ -278,12 +278,14 @@ EXPOSED = {
     "portal_dead_letters_open_by_reason": "gauge",
     "portal_replay_requests_pending": "gauge",
     "portal_audit_head_sequence": "gauge",
+    "portal_webhook_endpoints_disabled": "gauge",
     "portal_worker_heartbeat_age_seconds": "gauge",
     "portal_connection_attempts": "counter",
     "portal_connection_deferrals": "counter",
     "portal_receipts": "counter",
     "portal_delivery_latency_seconds": "histogram",
     "portal_connection_circuit_state": "gauge",
+    "portal_escalation_episodes_open": "gauge",
 }
 
 

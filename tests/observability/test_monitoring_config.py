@@ -17,10 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC_NAME = re.compile(r"\b(portal_[a-z0-9_]+|[a-z_]+:[a-z0-9_:]+)\b")
-# Alerts that exist ahead of their metric. portal_webhook_endpoints_disabled{reason} is
-# the gauge the client webhooks work (issue 16) agreed to export (docs/operations.md);
-# no panel may use it until a scrape carries it.
-NOT_YET_EXPORTED: set[str] = {"portal_webhook_endpoints_disabled"}
+# Alerts that exist ahead of their metric (none now: no panel may use one until a scrape
+# carries it).
+NOT_YET_EXPORTED: set[str] = set()
 
 
 def dashboard_expressions() -> list[str]:

@@ -10,7 +10,10 @@ from intents.registry import registry_sync
 
 
 class Command(BaseCommand):
-    help = "Load the target registry files; a bad file applies nothing and names its path."
+    help = (
+        "Load the target registry, connection and escalation files; a bad file applies "
+        "nothing and names its path."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dir", type=Path, default=None, help="folder of *.toml files")
@@ -48,3 +51,8 @@ class Command(BaseCommand):
         ):
             if keys:
                 self.stdout.write(f"{label}: {', '.join(keys)}")
+        for other in report.others:
+            for change in ("created", "revised", "retired", "unchanged"):
+                keys = getattr(other, change)
+                if keys:
+                    self.stdout.write(f"{other.label} {change}: {', '.join(keys)}")
