@@ -6,9 +6,10 @@ Every error leaves through ``portal.api.problems`` as problem+json.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any, cast
 
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -25,6 +26,10 @@ from portal.api.schema import REQUEST_ID_HEADER, RETRY_AFTER_HEADER, problem_res
 from portal.api.views import ApiView
 from portal.errors import InvalidRequest
 
+from .api_intake import intent_url, submit_without_drf
+
+if TYPE_CHECKING:
+    from rest_framework.views import AsView, GenericView
 from .models import Intent, IntentStatus
 from .registry import KEY_PATTERN
 from .selectors import (
@@ -124,18 +129,26 @@ EXAMPLE_CANCELLED = {
 }
 
 
-def _intent_url(request: Request, intent: Intent) -> str:
-    return request.build_absolute_uri(
-        reverse("api-intent-detail", kwargs={"public_id": intent.public_id})
-    )
-
-
 def _intent_data(intent: Intent) -> dict[str, Any]:
     return intent_representation(intent)
 
 
 class IntentCreateApi(ApiView):
     required_scope = ApiKeyScope.INTENTS_WRITE
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> AsView[GenericView]:
+        """DRF's view behind ``submit_without_drf``, which answers the requests it can
+        answer exactly as this view would, for less CPU (see ``intents.api_intake``)."""
+        drf_view = super().as_view(**initkwargs)
+        allow = ", ".join(cls().allowed_methods)
+
+        @functools.wraps(drf_view)  # keeps cls, initkwargs and csrf_exempt for Django and DRF
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            answered = submit_without_drf(request, allow=allow)
+            return answered if answered is not None else drf_view(request, *args, **kwargs)
+
+        return cast("AsView[GenericView]", view)
 
     @extend_schema(
         operation_id="intents_create",
@@ -211,7 +224,7 @@ class IntentCreateApi(ApiView):
             return Response(
                 _intent_data(result.intent),
                 status=201,
-                headers={"Location": _intent_url(request, result.intent)},
+                headers={"Location": intent_url(request, result.intent)},
             )
         return Response(
             _intent_data(result.intent), status=200, headers={"Idempotent-Replayed": "true"}

@@ -28,7 +28,7 @@ from .models import (
     Target,
     TargetRevision,
 )
-from .rate_window import windows_count_since
+from .rate_window import RateDecision, windows_count_since
 
 # public_id and correlation_id: for the ``intent.claimed`` log line.
 CLAIM_FIELDS = (
@@ -134,9 +134,11 @@ def intent_by_idempotency_key(*, tenant_id: int, key: str) -> Intent | None:
 # the tenant's rate windows: ``intent_submit`` counts every request in the window of
 # its minute inside the transaction that stores its intent, so the windows from the
 # one holding (count - margin) on hold at least every intent created since (plus the
-# requests refused after counting, which only loosens the bound). Reading them is one
-# SELECT of at most two rows (intents.rate_window.windows_count_since), whatever the
-# backlog or the intake rate. Only when the bound reaches the cap, or the count is
+# requests refused after counting, which only loosens the bound). Reading them costs
+# nothing while the bound starts in the current minute (the intake's window UPDATE
+# returns that window's count), else one SELECT of the earlier window's row
+# (intents.rate_window.windows_count_since), whatever the backlog or the intake rate.
+# Only when the bound reaches the cap, or the count is
 # older than OPEN_COUNT_MAX_AGE, is the tenant counted exactly again (reading at most
 # ``cap`` rows): a submit is never admitted on an estimate at or above the cap.
 #
@@ -167,9 +169,13 @@ def _open_intents_of(tenant: int | OuterRef) -> QuerySet[Intent]:
     ).order_by()
 
 
-def open_intent_count_exact(*, tenant_id: int, cap: int) -> int:
-    """The tenant's open intents, counted up to ``cap`` (reads at most ``cap`` rows)."""
-    return _open_intents_of(tenant_id).values("id")[:cap].count()
+def open_intent_count_exact(*, tenant_id: int, cap: int, besides: int | None = None) -> int:
+    """The tenant's open intents (other than the one with id ``besides``), counted up to
+    ``cap`` (reads at most ``cap`` rows)."""
+    open_intents = _open_intents_of(tenant_id)
+    if besides is not None:
+        open_intents = open_intents.exclude(pk=besides)
+    return open_intents.values("id")[:cap].count()
 
 
 def open_intent_count_annotation() -> Coalesce:
@@ -182,12 +188,20 @@ def open_intent_count_annotation() -> Coalesce:
 
 
 def open_intent_count_reaches(
-    *, tenant_id: int, cap: int, before_exact_count: Callable[[], None] | None = None
+    *,
+    tenant_id: int,
+    cap: int,
+    counted: RateDecision | None = None,
+    besides: int | None = None,
+    before_exact_count: Callable[[], None] | None = None,
 ) -> bool:
     """True when the tenant has at least ``cap`` open intents (see the notes above).
 
-    ``before_exact_count`` runs only when the estimate cannot decide, before the exact
-    count (intake takes the tenant's row lock there).
+    ``counted``: this transaction's admission in the tenant's rate window (its count is
+    then not read again). ``besides``: the id of an intent this transaction inserted,
+    left out of the exact count (the intake inserts before it checks). ``before_exact_count``
+    runs only when the estimate cannot decide, before the exact count (intake takes the
+    tenant's row lock there).
     """
     if cap <= 0:
         return True
@@ -197,13 +211,15 @@ def open_intent_count_reaches(
         headroom = cap - known.count
         if (
             headroom > 0
-            and windows_count_since(tenant_id=tenant_id, since=known.as_of - OPEN_COUNT_MARGIN)
+            and windows_count_since(
+                tenant_id=tenant_id, since=known.as_of - OPEN_COUNT_MARGIN, counted=counted
+            )
             < headroom
         ):
             return False
     if before_exact_count is not None:
         before_exact_count()
-    count = open_intent_count_exact(tenant_id=tenant_id, cap=cap)
+    count = open_intent_count_exact(tenant_id=tenant_id, cap=cap, besides=besides)
     _open_counts[tenant_id] = _OpenCount(count=count, as_of=now)
     return count >= cap
 

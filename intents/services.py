@@ -29,8 +29,9 @@ from .errors import (
     TargetNotAllowed,
     TargetUnknown,
 )
+from .intake_insert import insert_intent
 from .models import Intent, IntentStatus, ReasonCode, Target
-from .rate_window import rate_window_hit
+from .rate_window import RateDecision, rate_window_hit
 from .registry import VERSION_PATTERN, is_compatible, payload_errors
 from .selectors import (
     active_target_with_revision,
@@ -241,58 +242,65 @@ def intent_submit(
         updated_at=now,
     )
     try:
-        stored = _store(intent, tenant=tenant, now=now)
+        _store(intent, tenant=tenant, now=now)
     except IntegrityError:
         # The unique (tenant, idempotency key) index: a retry, or the loser of a race.
-        # Its transaction rolled back, the request's count with it: count it again.
+        # Its transaction rolled back uncounted: count it on its own.
         _count_request(tenant)
         existing = intent_by_idempotency_key(tenant_id=tenant.pk, key=key)
         if existing is None:
             raise
         return _replay_or_conflict(existing, request=request)
-    if not stored:
-        quota = QuotaExceeded(
-            f"This tenant already has {tenant.max_open_intents} open intents; "
-            "wait for some to finish."
-        )
-        return _replay_or_raise(quota, tenant=tenant, key=key, request=request)
+    except QuotaExceeded:
+        # Rolled back with its INSERT; counted on its own, like every other refusal. Its
+        # key had made no intent: the INSERT would have met it.
+        _count_request(tenant)
+        raise
     INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
     lifecycle.submitted(intent)
     return SubmitResult(intent=intent, created=True)
 
 
-def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> bool:
-    """The intake transaction: count the request, check the quota, INSERT; False when
-    the quota is reached (the request's count is still committed).
+def _store(intent: Intent, *, tenant: Tenant, now: dt.datetime) -> None:
+    """The intake transaction: INSERT, count the request, check the quota; or refuse
+    (RateLimited, QuotaExceeded, or the IntegrityError of a key already used), rolled
+    back whole.
 
-    BEGIN, the rate-window UPDATE, the quota estimate's SELECT, the INSERT, COMMIT: one
-    commit. The UPDATE comes first: a request over the rate is refused before anything
-    else is done, and the UPDATE locks the tenant's window row until COMMIT, so the
-    submits of one tenant are admitted one at a time and each estimate sees every
-    earlier admission, its own count included. Only a submit counted in the other
-    minute's row, at a minute boundary, can run beside it unseen: the estimate admits
-    only with one slot to spare for it, and near the cap the exact count is taken under
-    a lock on the tenant's row, which every such count takes. So the open-intent quota
-    holds exactly under concurrency (issue 11, finding 7) without a second lock on the
-    common path.
+    BEGIN, the INSERT, the rate-window UPDATE (which returns the window's count), COMMIT:
+    one commit and, while the quota estimate's bound (the last exact count less its
+    margin) lies in the current minute, no other statement (it reads the earlier
+    window's row otherwise).
 
-    Insert without a lookup: the unique (tenant, idempotency key) index tells a new
-    request from a retry, which ``intent_submit`` answers after this transaction rolled
-    back.
+    The INSERT comes first: a new request costs no lookup, since the unique (tenant,
+    idempotency key) index tells it from a retry (answered by ``intent_submit`` after
+    this transaction rolled back), and only a submit with the same key waits for what it
+    holds. The
+    UPDATE then locks the tenant's window row until COMMIT, so the submits of one tenant
+    are admitted one at a time, each for only the UPDATE and the COMMIT, and each
+    estimate sees every earlier admission, its own count included. Only a submit counted
+    in the other minute's row, at a minute boundary, can run beside it unseen: the
+    estimate admits only with one slot to spare for it, and near the cap the exact count
+    is taken under a lock on the tenant's row, which every such count takes. So the
+    open-intent quota holds exactly under concurrency (issue 11, finding 7) without a
+    second lock on the common path.
     """
     with transaction.atomic():
-        _count_request(tenant, now=now)
-        full = open_intent_count_reaches(
+        insert_intent(intent)
+        counted = _count_request(tenant, now=now)
+        if open_intent_count_reaches(
             tenant_id=tenant.pk,
             cap=tenant.max_open_intents,
+            counted=counted,
+            besides=intent.pk,
             before_exact_count=lambda: _tenant_admission_lock(tenant),
-        )
-        if not full:
-            intent.save(force_insert=True)
-    return not full
+        ):
+            raise QuotaExceeded(
+                f"This tenant already has {tenant.max_open_intents} open intents; "
+                "wait for some to finish."
+            )
 
 
-def _count_request(tenant: Tenant, *, now: dt.datetime | None = None) -> None:
+def _count_request(tenant: Tenant, *, now: dt.datetime | None = None) -> RateDecision:
     """Count one submit in the tenant's rate window, or refuse it (429 rate_limited)."""
     decision = rate_window_hit(
         tenant=tenant, limit=tenant.rate_limit_per_minute, now=now or clock.now()
@@ -302,6 +310,7 @@ def _count_request(tenant: Tenant, *, now: dt.datetime | None = None) -> None:
             "Request rate limit for this tenant exceeded; retry after Retry-After seconds.",
             retry_after_s=decision.retry_after_s,
         )
+    return decision
 
 
 def _replay_or_raise(
@@ -351,7 +360,12 @@ def _admissible(
 
 def _tenant_admission_lock(tenant: Tenant) -> None:
     """Hold the tenant's row until the surrounding transaction ends (PostgreSQL: FOR
-    UPDATE; SQL Server: UPDLOCK, ROWLOCK; SQLite serialises every writer anyway)."""
+    UPDATE; SQL Server: UPDLOCK, ROWLOCK; SQLite serialises every writer anyway).
+
+    No deadlock with the INSERT before it: PostgreSQL checks the intent's foreign keys
+    (Django declares them DEFERRABLE INITIALLY DEFERRED) at COMMIT, so a submit waiting
+    for the window row holds no lock on the tenant's row.
+    """
     Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk").first()
 
 

@@ -218,6 +218,23 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     """DRF EXCEPTION_HANDLER: every exception becomes a problem response, never None."""
     request = context.get("request")
     body, headers = _problem_for(exc, request)
+    _settle(exc, body, request)
+    return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_response(
+    exc: Exception, request: HttpRequest, *, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """``problem_exception_handler``'s answer from a view outside DRF: the same document,
+    headers, logging and rollback, rendered as ``problem_http_response`` renders."""
+    body, problem_headers = _problem_for(exc, request)
+    _settle(exc, body, request)
+    return _rendered(body, {**(headers or {}), **problem_headers})
+
+
+def _settle(exc: Exception, body: dict[str, Any], request: Any) -> None:
+    """Log and signal a server error (a client's problem is no error of ours); roll back
+    an ATOMIC_REQUESTS transaction, as DRF's own handler does."""
     if body["status"] >= 500:
         logger.error(
             "unhandled API error",
@@ -227,7 +244,6 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         django_request = getattr(request, "_request", request)
         got_request_exception.send(sender=None, request=django_request)
     set_rollback()
-    return Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def problem_http_response(
@@ -242,10 +258,14 @@ def problem_http_response(
     the others (compact, UTF-8, U+2028/9 escaped), so a client sees one format from
     every path. Not through the renderer itself: the 500 handler must work when it fails."""
     body = problem_body(code, detail, request_id=_request_id(request), errors=errors)
+    return _rendered(body, headers or {})
+
+
+def _rendered(body: dict[str, Any], headers: dict[str, str]) -> HttpResponse:
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     response = HttpResponse(text.encode(), status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
-    for name, value in (headers or {}).items():
+    for name, value in headers.items():
         response[name] = value
     return response
 

@@ -59,6 +59,8 @@ def intent_context(intent: Any) -> Iterator[None]:
 
 
 def submitted(intent: Any) -> None:
+    if not _enabled():
+        return
     with intent_context(intent):
         logger.info(
             "intent.submitted",

@@ -72,7 +72,7 @@ MIDDLEWARE = [
     "portal.accounts.middleware.SessionTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "portal.csp_middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

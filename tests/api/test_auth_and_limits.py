@@ -220,7 +220,7 @@ def test_a_window_opened_concurrently_still_admits_below_the_limit(tenant):
         calls.append(start)
         if len(calls) == 1:  # the other process wins the race to open the window
             ApiRateWindow.objects.create(tenant=tenant_, window_start=start, count=1)
-            return False
+            return None
         return real_increment(tenant_, start, limit)
 
     with mock.patch.object(rate_window, "_increment_below_limit", racing_increment):

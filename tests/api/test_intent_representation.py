@@ -1,4 +1,5 @@
-"""Serializers built cheaply: the shared output one, the input one's shallow-copied fields."""
+"""Rendering built cheaply: the intent representation written out, the input serializer's
+shallow-copied fields."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import datetime as dt
 
 import pytest
 
-from intents.models import IntentStatus, ReasonCode
+from intents.models import DeliveryStatus, Intent, IntentStatus, ReasonCode
 from intents.serializers import IntentOutputSerializer, intent_representation
 from intents.services import intent_submit
 
 pytestmark = pytest.mark.django_db
 
 
-def test_shared_serializer_matches_a_fresh_one_in_every_state(tenant, targets, frozen_clock):
+def test_the_representation_is_what_the_serializer_renders_in_every_state(
+    tenant, targets, frozen_clock
+):
     intent = intent_submit(
         tenant=tenant,
         idempotency_key="k",
@@ -37,6 +40,22 @@ def test_shared_serializer_matches_a_fresh_one_in_every_state(tenant, targets, f
     assert accepted["reason_code"] == "gateway_accepted"
     assert accepted["finished_at"] == "2026-01-05T12:00:03Z"
     assert pending != accepted  # nothing of one rendering leaked into the other
+
+    # Every optional field set, read back from the database as a listing would.
+    intent.connection = "primary"
+    intent.delivery_status = DeliveryStatus.DELIVERED
+    intent.delivered_at = frozen_clock.now + dt.timedelta(seconds=4, microseconds=250)
+    intent.cancel_requested = True
+    intent.generation = 2
+    intent.save()
+    stored = Intent.objects.get(pk=intent.pk)
+    delivered = intent_representation(stored)
+    assert delivered == dict(IntentOutputSerializer(stored).data)
+    assert delivered["delivered_at"] == "2026-01-05T12:00:04.000250Z"
+    assert delivered["delivery_status"] == "delivered" and delivered["connection"] == "primary"
+    assert [type(value) for value in delivered.values()] == [
+        type(value) for value in IntentOutputSerializer(stored).data.values()
+    ]
 
 
 def test_input_serializers_never_share_their_bound_fields():

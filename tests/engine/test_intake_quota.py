@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 
 from intents import errors, selectors
 from intents.models import (
@@ -67,7 +69,9 @@ def test_the_cap_holds_exactly_while_most_checks_skip_the_exact_count(
         submit(tenant, "k20")
     assert open_count(tenant) == 20
     # Near the cap the estimate reaches it, so the refusal was decided by an exact count.
-    assert exact_counts[-1] == {"tenant_id": tenant.pk, "cap": 20}
+    # (Counted besides the intent its own transaction had inserted, then rolled back.)
+    assert exact_counts[-1]["tenant_id"] == tenant.pk and exact_counts[-1]["cap"] == 20
+    assert exact_counts[-1]["besides"] is not None
 
     # Capacity freed anywhere is seen at once: near the cap every check counts.
     intent_cancel(tenant=tenant, public_id=Intent.objects.get(idempotency_key="k0").public_id)
@@ -116,7 +120,42 @@ def test_a_backlog_created_before_the_count_is_not_read_again(
     monkeypatch.setattr(selectors, "windows_count_since", spy)
     assert submit(tenant, "second").created
     assert len(exact_counts) == 1
-    assert checks == [{"tenant_id": tenant.pk, "since": counted_at - selectors.OPEN_COUNT_MARGIN}]
+    [check] = checks
+    assert check["tenant_id"] == tenant.pk
+    assert check["since"] == counted_at - selectors.OPEN_COUNT_MARGIN
+    # With this request's own admission, whose window count its UPDATE returned.
+    assert check["counted"].window_start == frozen_clock.now.replace(second=0, microsecond=0)
+    assert check["counted"].count == 2
+
+
+def test_the_estimate_reads_no_window_while_its_bound_starts_in_the_current_minute(
+    tenant, targets, frozen_clock, exact_counts
+):
+    """The window UPDATE returns its count: mid-minute, that is the whole bound."""
+    tenant.max_open_intents = 1_000
+    tenant.save(update_fields=["max_open_intents"])
+    frozen_clock.advance(30)  # 12:00:30: the count's margin reaches back to 12:00:25
+    submit(tenant, "first")
+    frozen_clock.advance(1)
+    with CaptureQueriesContext(connection) as captured:
+        assert submit(tenant, "second").created
+    assert len(exact_counts) == 1
+    sent = [q["sql"].split()[0].upper() for q in captured]
+    assert [verb for verb in sent if verb in ("SELECT", "INSERT", "UPDATE")] == ["INSERT", "UPDATE"]
+
+    # At 12:01:02 the bound reaches back into 12:00's window: that row is read once.
+    frozen_clock.advance(31)
+    submit(tenant, "third")  # a fresh exact count (the last one is over 5 s old)
+    frozen_clock.advance(1)
+    with CaptureQueriesContext(connection) as captured:
+        assert submit(tenant, "fourth").created
+    sent = [q["sql"].split()[0].upper() for q in captured]
+    assert [verb for verb in sent if verb in ("SELECT", "INSERT", "UPDATE")] == [
+        "INSERT",
+        "UPDATE",
+        "SELECT",
+    ]
+    assert len(exact_counts) == 2
 
 
 def test_requests_counted_in_the_windows_bound_the_estimate(

@@ -38,11 +38,15 @@ SQL_SERVER_VERSIONS = (2019, 2022)
 class OfflineCursor:
     """A driver cursor that records every statement and returns no rows.
 
-    The one exception is ``SELECT @@TRANCOUNT``, which mssql-django asks before a
-    savepoint: it answers 1, consistent with ``get_autocommit()`` being False.
+    Two exceptions: ``SELECT @@TRANCOUNT``, which mssql-django asks before a savepoint,
+    answers 1, consistent with ``get_autocommit()`` being False; and an INSERT that
+    asks for its new id (``SELECT CAST(SCOPE_IDENTITY() AS bigint)``) gets
+    ``NEW_ID``, as a server would answer, so ``Model.save()`` completes.
     """
 
     TRANCOUNT = "SELECT @@TRANCOUNT"
+    SCOPE_IDENTITY = "SELECT CAST(SCOPE_IDENTITY() AS bigint)"
+    NEW_ID = 1
 
     def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.log = log
@@ -60,7 +64,11 @@ class OfflineCursor:
         return self
 
     def fetchone(self) -> tuple[int] | None:
-        return (1,) if self.last_sql.strip() == self.TRANCOUNT else None
+        if self.last_sql.strip() == self.TRANCOUNT:
+            return (1,)
+        if self.last_sql.rstrip().endswith(self.SCOPE_IDENTITY):
+            return (self.NEW_ID,)
+        return None
 
     def fetchall(self) -> list:
         return []
