@@ -201,8 +201,11 @@ def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationRepor
                 actor=Actor.system("escalation"),
                 action=AUDIT_ACTIONS[NotificationAction(notification.action)],
                 object_type="escalation_episode",
-                object_id=episode.dedup_key,
+                # the episode's row id: its dedup_key (up to 255 characters) does not fit
+                # the audit event's object id, so it travels in the data
+                object_id=episode.pk,
                 data={
+                    "dedup_key": episode.dedup_key,
                     "rule": episode.rule.key,
                     "kind": episode.kind,
                     "subject": episode.subject,
@@ -245,8 +248,9 @@ def _audit_undeliverable(notification: Notification) -> None:
         actor=Actor.system("escalation"),
         action="escalation.undeliverable",
         object_type="escalation_episode",
-        object_id=notification.episode.dedup_key,
+        object_id=notification.episode_id,
         data={
+            "dedup_key": notification.episode.dedup_key,
             "destination": notification.destination,
             "action": notification.action,
             "error": notification.last_error,
