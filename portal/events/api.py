@@ -240,7 +240,8 @@ class EndpointTestApi(ApiView):
     def post(self, request: Request, public_id: object) -> Response:
         endpoint = _endpoint(request, public_id)
         event = webhook_endpoint_send_test(endpoint=endpoint, actor=_actor(request))
-        shown = deliveries_for_endpoint(endpoint=endpoint).get(pk=event.pk)
+        # By public id: a bulk insert leaves the primary key unset on SQL Server.
+        shown = deliveries_for_endpoint(endpoint=endpoint).get(public_id=event.public_id)
         return Response(DeliveryOutputSerializer(shown).data, status=202)
 
 
