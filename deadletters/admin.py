@@ -9,10 +9,10 @@ evidence is append-only, dead letters change state only through the services.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -33,6 +33,8 @@ from .models import (
     ReplayRequest,
     ReplayStatus,
 )
+
+_ModelT = TypeVar("_ModelT", bound=Model)
 
 VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS)
 #: replay items shown on a request's page; the outcome counts cover all of them
@@ -68,7 +70,7 @@ def history_details(data: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-class _ReadOnlyAdmin(RecordAdmin):
+class _ReadOnlyAdmin(RecordAdmin[_ModelT]):
     view_roles = VIEW_ROLES
 
     def changelist_view(
@@ -85,7 +87,7 @@ class _ReadOnlyAdmin(RecordAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(_ReadOnlyAdmin):
+class DeadLetterAdmin(_ReadOnlyAdmin[DeadLetter]):
     change_form_template = "admin/deadletters/deadletter/change_form.html"
     change_list_template = "admin/deadletters/deadletter/change_list.html"
     list_display = (
@@ -220,7 +222,7 @@ class DeadLetterAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(ReplayRequest)
-class ReplayRequestAdmin(_ReadOnlyAdmin):
+class ReplayRequestAdmin(_ReadOnlyAdmin[ReplayRequest]):
     change_form_template = "admin/deadletters/replayrequest/change_form.html"
     change_list_template = "admin/deadletters/replayrequest/change_list.html"
     list_display = (

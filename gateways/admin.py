@@ -24,7 +24,7 @@ def _health_by_key(keys: list[str]) -> dict[str, ConnectionHealth]:
 
 
 @admin.register(Connection)
-class ConnectionAdmin(RecordAdmin):
+class ConnectionAdmin(RecordAdmin[Connection]):
     view_roles = VIEW_ROLES
     public_id_fields = ()
     list_display = (
@@ -58,7 +58,7 @@ class ConnectionAdmin(RecordAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         # The health columns come with the rows: one query for the page, not one per row.
         health = ConnectionHealth.objects.filter(connection_key=OuterRef("key"))
-        return (
+        connections: QuerySet[Connection] = (
             super()
             .get_queryset(request)
             .select_related("current_revision")
@@ -70,6 +70,7 @@ class ConnectionAdmin(RecordAdmin):
                 health_throttle_waits=Subquery(health.values("throttle_waits")[:1]),
             )
         )
+        return connections
 
     @admin.display(description="provider")
     def provider(self, obj: Connection) -> str:
@@ -138,7 +139,7 @@ def _health_text(health: ConnectionHealth | None) -> str:
 
 
 @admin.register(ConnectionHealth)
-class ConnectionHealthAdmin(RecordAdmin):
+class ConnectionHealthAdmin(RecordAdmin[ConnectionHealth]):
     """Every connection that has carried traffic, the built-in simulators included."""
 
     view_roles = VIEW_ROLES

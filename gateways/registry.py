@@ -111,9 +111,9 @@ class GatewaySession:
             ) from exc
         # An adapter says it needs no network with ``uses_http_client = False``.
         needs_client = getattr(adapter_class, "uses_http_client", True)
-        gateway = adapter_class(client=self.client if needs_client else None, name=name)
-        self._gateways[name] = gateway
-        return gateway
+        adapter: Gateway = adapter_class(client=self.client if needs_client else None, name=name)
+        self._gateways[name] = adapter
+        return adapter
 
     def connection(self, config: ConnectionConfig) -> Provider:
         """The provider serving connection ``config``, built on first use in this session.

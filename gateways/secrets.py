@@ -21,9 +21,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 SCHEMES = ("env:", "file:", "aws-secretsmanager:")
 # Not for files: the reference of a secret the service generated and keeps itself (a
@@ -179,7 +182,7 @@ class SecretResolver:
             return self._aws_client
 
 
-def _fernet() -> Any:
+def _fernet() -> Fernet:
     from cryptography.fernet import Fernet
 
     key = str(settings.WEBHOOK_SECRETS_KEY or settings.SECRET_KEY).encode()

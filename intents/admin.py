@@ -25,7 +25,7 @@ from .suppressions import SuppressionNotFound, suppression_lift
 
 
 @admin.register(Intent)
-class IntentAdmin(RecordAdmin):
+class IntentAdmin(RecordAdmin[Intent]):
     view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
     tenant_field = "tenant"
     change_form_template = "admin/intents/intent/change_form.html"
@@ -110,7 +110,7 @@ def intent_detail_context(intent: Intent) -> dict[str, Any]:
 
 
 @admin.register(Suppression)
-class SuppressionAdmin(RecordAdmin):
+class SuppressionAdmin(RecordAdmin[Suppression]):
     """The suppression list: operators see it (their tenants only) and lift entries."""
 
     view_roles = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)

@@ -38,7 +38,7 @@ class PortalLoginView(LoginView):
         return super().form_invalid(form)
 
 
-class PortalAdminSite(OTPAdminSite):
+class PortalAdminSite(OTPAdminSite):  # type: ignore[misc]  # django-otp ships no type hints
     site_header = "Submission Portal"
     site_url = None  # the portal has no public site to link to
     site_title = "Submission Portal"
@@ -59,7 +59,8 @@ class PortalAdminSite(OTPAdminSite):
         from deadletters.selectors import index_counts
 
         context = {**index_counts(user=request.user), **(extra_context or {})}
-        return super().index(request, extra_context=context)
+        response: TemplateResponse = super().index(request, extra_context=context)
+        return response
 
     @method_decorator(never_cache)
     @login_not_required

@@ -30,7 +30,7 @@ def db_now() -> dt.datetime:
         return timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(sql)
-        value = cursor.fetchone()[0]
+        value: dt.datetime = cursor.fetchone()[0]
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
     return value.astimezone(dt.UTC)

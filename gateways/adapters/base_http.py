@@ -290,4 +290,5 @@ def _message_id(raw: bytes, headers: httpx.Headers) -> str:
             value = data.get(field)
             if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
                 return str(value)[:128]  # the column is 128 wide
-    return headers.get("X-Message-ID", "")[:128]
+    header: str = headers.get("X-Message-ID", "")
+    return header[:128]

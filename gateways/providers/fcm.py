@@ -93,8 +93,10 @@ class FcmProvider(ProviderBase):
             "iat": now,
             "exp": now + ASSERTION_LIFETIME_S,
         }
-        signer = crypt.RSASigner.from_service_account_info(info)
-        return google_jwt.encode(signer, payload).decode()
+        # google-auth leaves both functions unannotated
+        signer = crypt.RSASigner.from_service_account_info(info)  # type: ignore[no-untyped-call]
+        token: bytes = google_jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
+        return token.decode()
 
     async def access_token(self) -> str:
         info = self._service_account()

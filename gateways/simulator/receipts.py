@@ -22,6 +22,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from ..providers.webhook import sign
 
@@ -51,12 +52,12 @@ def receipt_body(message_id: str, recipient: str, occurred_at: dt.datetime) -> d
 
 
 # (url, headers, body) -> the hook's JSON answer; the real one posts over HTTP.
-Post = Callable[[str, dict[str, str], bytes], dict]
+Post = Callable[[str, dict[str, str], bytes], dict[str, Any]]
 # (delay_s, callable) -> None; the real one starts a timer thread.
 Schedule = Callable[[float, Callable[[], None]], None]
 
 
-def _http_post(url: str, headers: dict[str, str], body: bytes) -> dict:
+def _http_post(url: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (our own URL)
         data = json.loads(response.read() or b"{}")

@@ -20,7 +20,7 @@ from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AbstractUser, Group
 from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -42,7 +42,7 @@ for model in (User, Group, TOTPDevice, StaticDevice, AccessAttempt):
         admin.site.unregister(model)
 
 
-class StaffProfileInline(RoleRequiredAdminMixin, admin.StackedInline):
+class StaffProfileInline(RoleRequiredAdminMixin, admin.StackedInline[StaffProfile, AbstractUser]):
     model = StaffProfile
     can_delete = False
     fields = ("all_tenants", "tenants")
@@ -53,7 +53,7 @@ class StaffProfileInline(RoleRequiredAdminMixin, admin.StackedInline):
 
 
 @admin.register(User)
-class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
+class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin[AbstractUser]):
     change_roles = (PLATFORM_ADMINS,)
     inlines = (StaffProfileInline,)
     list_display = (
@@ -71,7 +71,7 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         confirmed_totp = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-        return (
+        users: QuerySet[Any] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -80,6 +80,7 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
             )
             .prefetch_related("groups")
         )
+        return users
 
     @admin.display(description="roles")
     def roles(self, obj: Any) -> str:
@@ -87,11 +88,13 @@ class PortalUserAdmin(RoleRequiredAdminMixin, UserAdmin):
 
     @admin.display(boolean=True, description="2FA", ordering="_has_totp")
     def has_authenticator(self, obj: Any) -> bool:
-        return obj._has_totp
+        has_totp: bool = obj._has_totp
+        return has_totp
 
     @admin.display(description="backup codes", ordering="_backup_codes")
     def backup_codes_left(self, obj: Any) -> int:
-        return obj._backup_codes
+        codes_left: int = obj._backup_codes
+        return codes_left
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Four eyes: roles, superuser status and raw permissions never change here, for
@@ -153,8 +156,9 @@ class PortalGroupAdmin(RoleRequiredAdminMixin, GroupAdmin):
     view_roles = (PLATFORM_ADMINS,)
 
 
+# django-axes ships no type hints: to mypy its AccessAttemptAdmin is Any (the ignore).
 @admin.register(AccessAttempt)
-class PortalAccessAttemptAdmin(RoleRequiredAdminMixin, AccessAttemptAdmin):
+class PortalAccessAttemptAdmin(RoleRequiredAdminMixin, AccessAttemptAdmin):  # type: ignore[misc]
     """Failed-login counters (django-axes). Deleting a row lifts its lockout early."""
 
     view_roles = (PLATFORM_ADMINS,)

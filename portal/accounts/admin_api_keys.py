@@ -43,7 +43,7 @@ if admin.site.is_registered(LibraryAPIKey):
     admin.site.unregister(LibraryAPIKey)
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyCreateForm(forms.ModelForm[ApiKey]):
     scopes = forms.MultipleChoiceField(
         choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple, initial=ALL_SCOPES
     )
@@ -69,7 +69,7 @@ class ApiKeyChangeList(ChangeList):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
+class ApiKeyAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin[ApiKey]):
     """Keys are created (shown once) and revoked here; nothing else about them changes."""
 
     view_roles = (PLATFORM_ADMINS,)

@@ -4,7 +4,7 @@ The four roles are Django groups without model permissions, so these checks repl
 Django's per-model permissions on the admin classes that use them. Superusers hold every
 role (``has_role``); a ModelAdmin that must refuse even them overrides the method.
 
-    class DeadLetterAdmin(RoleRequiredAdminMixin, admin.ModelAdmin):
+    class DeadLetterAdmin(RoleRequiredAdminMixin, admin.ModelAdmin[DeadLetter]):
         view_roles = (OPERATORS, APPROVERS, AUDITORS)
         change_roles = (OPERATORS,)
         tenant_field = "tenant"          # operators see only their tenants
@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import Any
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin
@@ -23,13 +23,15 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from portal.admin_display import short_id
 from portal.errors import DomainError
 
 from .roles import has_role, restrict_to_visible_tenants
+
+_ModelT = TypeVar("_ModelT", bound=Model)
 
 
 def holds_any_role(user: Any, roles: Iterable[str]) -> bool:
@@ -76,8 +78,8 @@ class RoleRequiredAdminMixin:
         except (OverflowError, DataError) as exc:
             raise IncorrectLookupParameters(exc) from exc
 
-    def get_queryset(self, request: HttpRequest) -> Any:
-        queryset = super().get_queryset(request)  # type: ignore[misc]
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
         if self.tenant_field:
             queryset = restrict_to_visible_tenants(
                 queryset, request.user, tenant_field=self.tenant_field
@@ -135,7 +137,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class DetailPageAdmin(admin.ModelAdmin):
+class DetailPageAdmin(admin.ModelAdmin[_ModelT]):
     """A change page that shows more than the fields: timelines, history, actions.
 
     Subclasses return what their template needs from ``detail_context``; it is only
@@ -164,7 +166,7 @@ class DetailPageAdmin(admin.ModelAdmin):
 PORTAL_ADMIN_CSS = "deadletters/admin.css"
 
 
-class RecordAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin):
+class RecordAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, DetailPageAdmin[_ModelT]):
     """The portal's read-only record screens (intents, dead letters, replay requests).
 
     A UUID typed in the search box finds the row whose ``public_id_fields`` hold it;
@@ -200,7 +202,7 @@ class ServiceFormAdminMixin:
     def render_service_form(
         self,
         request: HttpRequest,
-        form: forms.ModelForm,
+        form: forms.ModelForm[Any],
         obj: Any,
         *,
         fieldsets: list[tuple[str | None, dict[str, Any]]],
@@ -227,9 +229,10 @@ class ServiceFormAdminMixin:
             "preserved_filters": model_admin.get_preserved_filters(request),
             **(extra_context or {}),
         }
-        return model_admin.render_change_form(
+        response: HttpResponse = model_admin.render_change_form(
             request, context, add=obj is None, change=obj is not None, obj=obj
         )
+        return response
 
 
 def add_service_error(form: forms.BaseForm, exc: DomainError) -> None:

@@ -103,7 +103,7 @@ def api_key_verify(key: str) -> ApiKey:
     if not (prefix and dot and secret):
         raise exceptions.AuthenticationFailed("Invalid API key.")
     try:
-        api_key = ApiKey.objects.select_related("tenant").get(prefix=prefix)
+        api_key: ApiKey = ApiKey.objects.select_related("tenant").get(prefix=prefix)
     except ApiKey.DoesNotExist:
         raise exceptions.AuthenticationFailed("Invalid API key.") from None
     if not api_key.is_valid(key):

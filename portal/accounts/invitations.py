@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from portal.audit.services import Actor, audit_record
@@ -71,7 +72,7 @@ def invitation_revoke_open(*, user: Any, now: dt.datetime | None = None) -> int:
     ).update(revoked_at=now or timezone.now())
 
 
-def _open(queryset: Any, now: dt.datetime) -> Any:
+def _open(queryset: QuerySet[StaffInvitation], now: dt.datetime) -> QuerySet[StaffInvitation]:
     return queryset.filter(used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now)
 
 

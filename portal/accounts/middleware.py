@@ -51,4 +51,5 @@ class SessionTimeoutMiddleware:
         login_at = request.session.get(LOGIN_AT_SESSION_KEY)
         if not isinstance(login_at, int | float):
             return True
-        return time.time() - login_at > settings.SESSION_ABSOLUTE_TIMEOUT_S
+        timeout_s: float = settings.SESSION_ABSOLUTE_TIMEOUT_S
+        return time.time() - login_at > timeout_s

@@ -107,13 +107,13 @@ def _hash_backup_code(code: str) -> str:
     return hmac.new(key, code.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
-class BackupCodeDevice(ThrottlingMixin, Device):
+class BackupCodeDevice(ThrottlingMixin, Device):  # type: ignore[misc]  # django-otp: no type hints
     """django-otp device whose single-use codes are stored hashed, never in plain text."""
 
     CODE_COUNT = 10
     CODE_BYTES = 10  # 80 random bits, 20 hex characters
 
-    class Meta(Device.Meta):
+    class Meta(Device.Meta):  # type: ignore[misc]  # (the same)
         verbose_name = "backup code device"
 
     def issue_codes(self) -> list[str]:

@@ -23,7 +23,7 @@ _USERNAME_MAX = 150
 
 
 def _login_method(user: Any) -> str:
-    explicit = getattr(user, "portal_login_method", None)
+    explicit: str | None = getattr(user, "portal_login_method", None)
     if explicit:
         return explicit
     device = getattr(user, "otp_device", None)

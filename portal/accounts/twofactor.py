@@ -38,7 +38,8 @@ def confirmed_totp_device(user: Any, *, for_verify: bool = False) -> TOTPDevice 
 
 
 def has_confirmed_totp(user: Any) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    confirmed: bool = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    return confirmed
 
 
 def backup_codes_remaining(user: Any) -> int:
@@ -146,7 +147,7 @@ def backup_codes_issue(*, user: Any, ip_address: str | None, reason: str) -> lis
     backup, _ = BackupCodeDevice.objects.get_or_create(
         user=user, defaults={"name": BACKUP_DEVICE_NAME, "confirmed": True}
     )
-    codes = backup.issue_codes()
+    codes: list[str] = backup.issue_codes()
     backup.throttle_reset()
     audit_record(
         actor=Actor.user(user),

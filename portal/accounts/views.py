@@ -97,7 +97,9 @@ def _pending_enrolment(request: HttpRequest) -> tuple[dict[str, Any], Any, TOTPD
     return state, user, device
 
 
-def _codes_response(request: HttpRequest, codes: list[str], *, next_url: str, title: str) -> Any:
+def _codes_response(
+    request: HttpRequest, codes: list[str], *, next_url: str, title: str
+) -> HttpResponse:
     response = render(
         request,
         "accounts/backup_codes.html",

@@ -47,7 +47,7 @@ def export_response(
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin[AuditEvent]):
     view_roles = (AUDITORS, PLATFORM_ADMINS)
     change_list_template = "admin/audit/auditevent/change_list.html"
     list_display = (

@@ -51,13 +51,13 @@ class TargetKeysField(forms.CharField):
         return [key for key in re.split(r"[\s,]+", super().to_python(value) or "") if key]
 
 
-class TenantAddForm(forms.ModelForm):
+class TenantAddForm(forms.ModelForm[Tenant]):
     class Meta:
         model = Tenant
         fields = ("name",)
 
 
-class TenantLimitsForm(forms.ModelForm):
+class TenantLimitsForm(forms.ModelForm[Tenant]):
     """The limits a platform admin may edit; ``tenant_limits_update`` checks the values."""
 
     allowed_targets = TargetKeysField(
@@ -83,7 +83,7 @@ class TenantLimitsForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin):
+class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmin[Tenant]):
     change_roles = (PLATFORM_ADMINS,)
     list_display = (
         "name",
@@ -137,11 +137,15 @@ class TenantAdmin(ServiceFormAdminMixin, RoleRequiredAdminMixin, admin.ModelAdmi
             )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
-        return super().get_queryset(request).annotate(_open_intents=open_intent_count_annotation())
+        tenants: QuerySet[Tenant] = (
+            super().get_queryset(request).annotate(_open_intents=open_intent_count_annotation())
+        )
+        return tenants
 
     @admin.display(description="open intents", ordering="_open_intents")
     def open_intents(self, obj: Tenant) -> int:
-        return obj._open_intents  # type: ignore[attr-defined]
+        count: int = obj._open_intents  # type: ignore[attr-defined]
+        return count
 
     @admin.display(description="targets")
     def targets(self, obj: Tenant) -> str:

@@ -16,7 +16,7 @@ VIEW_ROLES = (OPERATORS, APPROVERS, AUDITORS, PLATFORM_ADMINS)
 
 
 @admin.register(EscalationRule)
-class EscalationRuleAdmin(RecordAdmin):
+class EscalationRuleAdmin(RecordAdmin[EscalationRule]):
     view_roles = VIEW_ROLES
     public_id_fields = ()
     list_display = ("key", "kind", "destinations", "is_active", "updated_at")
@@ -64,7 +64,7 @@ class EscalationRuleAdmin(RecordAdmin):
 
 
 @admin.register(Episode)
-class EpisodeAdmin(RecordAdmin):
+class EpisodeAdmin(RecordAdmin[Episode]):
     view_roles = VIEW_ROLES
     public_id_fields = ()
     list_display = ("dedup_key", "status", "kind", "severity", "summary", "opened_at")

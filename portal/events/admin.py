@@ -46,7 +46,7 @@ def _status_code(event: Any) -> str:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(RecordAdmin):
+class WebhookEndpointAdmin(RecordAdmin[WebhookEndpoint]):
     view_roles = VIEW_ROLES
     tenant_field = "tenant"
     list_display = (
@@ -121,7 +121,7 @@ class WebhookEndpointAdmin(RecordAdmin):
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(RecordAdmin):
+class WebhookEventAdmin(RecordAdmin[WebhookEvent]):
     view_roles = VIEW_ROLES
     tenant_field = "endpoint__tenant"
     list_display = (

@@ -7,7 +7,7 @@ from .models import WorkerHeartbeat
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(admin.ModelAdmin[WorkerHeartbeat]):
     """Read-only: rows are written by the processes themselves."""
 
     list_display = ("worker_id", "kind", "seen_at")

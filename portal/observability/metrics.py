@@ -10,7 +10,7 @@ from prometheus_client import Counter, Histogram, disable_created_metrics
 
 # No ``*_created`` gauge per counter and histogram: they double the series, and the
 # multi-process collector never reports them, so scrapes look alike in either mode.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 INTENTS_CREATED = Counter(
     "portal_intents_created_total", "Intents accepted by the API", ["tenant", "target"]

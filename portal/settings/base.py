@@ -7,8 +7,14 @@ checkout; every secret can also come from ``<NAME>_FILE`` (see ``env_secret``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import django_stubs_ext
 import environ
+
+# Django's generic classes (``ModelAdmin[Intent]``, ``ModelForm[Tenant]``) subscriptable
+# at run time too, as the type hints spell them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -21,7 +27,8 @@ def env_secret(name: str, default: str | None = None) -> str | None:
     file_path = env.str(f"{name}_FILE", default="")
     if file_path:
         return Path(file_path).read_text(encoding="utf-8").strip()
-    return env.str(name, default=default)
+    value: str | None = env.str(name, default=default)
+    return value
 
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -96,7 +103,7 @@ TEMPLATES = [
 ]
 
 
-def database_from_env(url: str) -> dict:
+def database_from_env(url: str) -> dict[str, Any]:
     """Parse ``DATABASE_URL`` and add each vendor's concurrency settings.
 
     SQLite is the embedded default and must survive the web server, the dispatcher
@@ -104,7 +111,7 @@ def database_from_env(url: str) -> dict:
     timeout makes writers queue instead of failing, and IMMEDIATE transactions take
     the write lock at BEGIN so two writers never deadlock upgrading a read lock.
     """
-    db = env.db_url_config(url)
+    db: dict[str, Any] = env.db_url_config(url)
     engine = db["ENGINE"]
     options = db.setdefault("OPTIONS", {})
     if engine == "django.db.backends.sqlite3":
