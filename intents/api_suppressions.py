@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -24,7 +26,7 @@ from .suppressions import (
 MAX_LISTED = 1000
 
 
-class SuppressionOutputSerializer(serializers.Serializer):
+class SuppressionOutputSerializer(serializers.Serializer[Any]):
     channel = serializers.CharField()
     recipient = serializers.CharField(
         source="recipient_masked", help_text="Masked: the address itself is never stored."

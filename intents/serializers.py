@@ -131,7 +131,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
     class Meta:
         ref_name = "IntentCreate"
 
-    def get_fields(self) -> dict[str, serializers.Field]:
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         # DRF deep-copies every declared field for each new serializer, running each
         # field's __init__ again: the larger part of validating a body. A shallow copy is
         # enough: validation sets no state on a field but what ``bind`` sets on the copy
@@ -145,7 +145,7 @@ class IntentCreateInputSerializer(ClosedSerializer):
         return value
 
 
-class IntentOutputSerializer(serializers.Serializer):
+class IntentOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="public_id")
     idempotency_key = serializers.CharField()
     target = serializers.CharField(source="target_key")
@@ -222,7 +222,7 @@ def _datetime(value: dt.datetime | None) -> str | None:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-class IntentPageSerializer(serializers.Serializer):
+class IntentPageSerializer(serializers.Serializer[Any]):
     """Schema only: one page of ``GET /intents``."""
 
     results = IntentOutputSerializer(many=True)
@@ -234,7 +234,7 @@ class IntentPageSerializer(serializers.Serializer):
         ref_name = "IntentPage"
 
 
-class AttemptOutputSerializer(serializers.Serializer):
+class AttemptOutputSerializer(serializers.Serializer[Any]):
     number = serializers.IntegerField()
     outcome = serializers.ChoiceField(choices=AttemptOutcome.choices)
     started_at = serializers.DateTimeField()
@@ -247,7 +247,7 @@ class AttemptOutputSerializer(serializers.Serializer):
         ref_name = "Attempt"
 
 
-class ReceiptOutputSerializer(serializers.Serializer):
+class ReceiptOutputSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=ReceiptStatus.choices)
     provider_status = BlankAsNullCharField(
         allow_null=True, help_text="The provider's own word, e.g. Twilio's MessageStatus."
@@ -262,7 +262,7 @@ class ReceiptOutputSerializer(serializers.Serializer):
         ref_name = "Receipt"
 
 
-class RetryPolicySerializer(serializers.Serializer):
+class RetryPolicySerializer(serializers.Serializer[Any]):
     strategy = serializers.CharField()
     initial_delay_s = serializers.FloatField()
     multiplier = serializers.FloatField()
@@ -273,7 +273,7 @@ class RetryPolicySerializer(serializers.Serializer):
         ref_name = "RetryPolicy"
 
 
-class TargetOutputSerializer(serializers.Serializer):
+class TargetOutputSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
     version = serializers.CharField()
     gateway = serializers.CharField()
@@ -302,7 +302,7 @@ class TargetOutputSerializer(serializers.Serializer):
         )
 
 
-class IntentListFilterSerializer(serializers.Serializer):
+class IntentListFilterSerializer(serializers.Serializer[Any]):
     """Query parameters of ``GET /intents``; a bad value is 400 ``invalid_request``."""
 
     status = serializers.ChoiceField(choices=IntentStatus.choices, required=False)
@@ -324,7 +324,7 @@ class IntentListFilterSerializer(serializers.Serializer):
         problems.update({name: ["Unknown parameter."] for name in data if name not in self.fields})
         if problems:
             raise serializers.ValidationError(problems)
-        return super().to_internal_value(data)
+        return cast(dict[str, Any], super().to_internal_value(data))
 
     def validate_cursor(self, value: str) -> Cursor:
         try:

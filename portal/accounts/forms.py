@@ -20,7 +20,7 @@ class EnrolmentRequired(forms.ValidationError):
     """Raised by the login form when the password was right but no TOTP device exists yet."""
 
 
-class PortalLoginForm(OTPAdminAuthenticationForm):  # type: ignore[misc]  # django-otp: no type hints
+class PortalLoginForm(OTPAdminAuthenticationForm):  # type: ignore[misc]  # django-otp: untyped
     """OTPAdminSite's form (username, password, OTP token) with two additions.
 
     - The device is chosen from the code's shape when the form does not name one: a

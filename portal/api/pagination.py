@@ -83,7 +83,7 @@ class Page:
 
 
 def paginate_newest_first(
-    queryset: QuerySet, *, request: Request, limit: int, cursor: Cursor | None
+    queryset: QuerySet[Any], *, request: Request, limit: int, cursor: Cursor | None
 ) -> Page:
     """The page after ``cursor`` of ``queryset`` (rows with created_at, id, public_id)."""
     if cursor is not None:

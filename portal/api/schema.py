@@ -66,7 +66,7 @@ PROBLEM_EXAMPLE_DETAILS: dict[str, tuple[str, list[dict[str, str]] | None]] = {
 }
 
 
-class ProblemErrorSerializer(serializers.Serializer):
+class ProblemErrorSerializer(serializers.Serializer[Any]):
     pointer = serializers.CharField(
         required=False,
         help_text=(
@@ -80,7 +80,7 @@ class ProblemErrorSerializer(serializers.Serializer):
         ref_name = "ProblemError"
 
 
-class ProblemSerializer(serializers.Serializer):
+class ProblemSerializer(serializers.Serializer[Any]):
     """RFC 9457 problem details with the stable ``code`` of CONTRACT.md."""
 
     type = serializers.CharField(
@@ -148,7 +148,7 @@ RETRY_AFTER_HEADER = OpenApiParameter(
 )
 
 
-class ClosedSerializer(serializers.Serializer):
+class ClosedSerializer(serializers.Serializer[Any]):
     """A request body that rejects unknown fields (a typo never passes silently)."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -167,18 +167,20 @@ class ClosedSerializer(serializers.Serializer):
         return value
 
 
-class ClosedSerializerExtension(OpenApiSerializerExtension):
+# drf-spectacular leaves its extensions' __init_subclass__ (which registers them), the
+# enumerator's get_allowed_methods and the generator's create_view unannotated.
+class ClosedSerializerExtension(OpenApiSerializerExtension):  # type: ignore[no-untyped-call]
     target_class = ClosedSerializer
     match_subclasses = True
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
         if direction == "request":
             schema["additionalProperties"] = False
         return schema
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "portal.accounts.authentication.ApiKeyAuthentication"
     name = "bearerAuth"
 
@@ -201,7 +203,8 @@ class ApiEndpointEnumerator(EndpointEnumerator):
     def get_allowed_methods(self, callback: Any) -> list[str]:
         if hasattr(callback, "method_views"):
             return list(callback.method_views)
-        return super().get_allowed_methods(callback)
+        methods: list[str] = super().get_allowed_methods(callback)  # type: ignore[no-untyped-call]
+        return methods
 
 
 class ApiSchemaGenerator(SchemaGenerator):
@@ -211,7 +214,7 @@ class ApiSchemaGenerator(SchemaGenerator):
         method_views = getattr(callback, "method_views", None)
         if method_views:
             callback = method_views[method]
-        return super().create_view(callback, method, request)
+        return super().create_view(callback, method, request)  # type: ignore[no-untyped-call]
 
 
 # drf-spectacular settings applied to this API's schema view only (custom_settings).

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.db import models
 
 
-class AuditEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> NoReturn:
         raise PermissionError("audit events are append-only")
 
-    def delete(self):
+    def delete(self) -> NoReturn:
         raise PermissionError("audit events are append-only")
 
 
@@ -45,12 +47,12 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action}"
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise PermissionError("audit events are append-only")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise PermissionError("audit events are append-only")
 
 

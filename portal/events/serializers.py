@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -41,7 +41,7 @@ class _UrlPattern(RegexValidator):
         super().__call__(value)
 
 
-class EndpointCreateInputSerializer(serializers.Serializer):
+class EndpointCreateInputSerializer(serializers.Serializer[Any]):
     url = _url_field(required=True)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES),
@@ -72,10 +72,10 @@ class EndpointUpdateInputSerializer(EndpointCreateInputSerializer):
             unknown = sorted(name for name in data if name not in self.fields)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+        return cast(dict[str, Any], super().to_internal_value(data))
 
 
-class EndpointOutputSerializer(serializers.Serializer):
+class EndpointOutputSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField(source="public_id")
     url = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
@@ -104,14 +104,14 @@ class EndpointWithSecretSerializer(EndpointOutputSerializer):
         ref_name = "WebhookEndpointCreated"
 
 
-class SecretSerializer(serializers.Serializer):
+class SecretSerializer(serializers.Serializer[Any]):
     secret = serializers.CharField(help_text="whsec_…: shown only now.")
 
     class Meta:
         ref_name = "WebhookSecret"
 
 
-class EndpointPageSerializer(serializers.Serializer):
+class EndpointPageSerializer(serializers.Serializer[Any]):
     results = EndpointOutputSerializer(many=True)
     next = serializers.URLField(allow_null=True)
 
@@ -119,7 +119,7 @@ class EndpointPageSerializer(serializers.Serializer):
         ref_name = "WebhookEndpointPage"
 
 
-class DeliveryOutputSerializer(serializers.Serializer):
+class DeliveryOutputSerializer(serializers.Serializer[Any]):
     event_id = serializers.UUIDField(source="public_id", help_text="Also its webhook-id.")
     type = serializers.ChoiceField(choices=EVENT_TYPES)
     status = serializers.ChoiceField(
@@ -136,7 +136,7 @@ class DeliveryOutputSerializer(serializers.Serializer):
         ref_name = "WebhookDelivery"
 
 
-class DeliveryPageSerializer(serializers.Serializer):
+class DeliveryPageSerializer(serializers.Serializer[Any]):
     results = DeliveryOutputSerializer(many=True)
     next = serializers.URLField(allow_null=True)
 
@@ -144,7 +144,7 @@ class DeliveryPageSerializer(serializers.Serializer):
         ref_name = "WebhookDeliveryPage"
 
 
-class PageParamsSerializer(serializers.Serializer):
+class PageParamsSerializer(serializers.Serializer[Any]):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     cursor = serializers.CharField(required=False)
 
@@ -154,7 +154,7 @@ class PageParamsSerializer(serializers.Serializer):
         problems.update({name: ["May not be blank."] for name in data if data.get(name) == ""})
         if problems:
             raise serializers.ValidationError(problems)
-        return super().to_internal_value(data)
+        return cast(dict[str, Any], super().to_internal_value(data))
 
     def validate_cursor(self, value: str) -> Cursor:
         try:

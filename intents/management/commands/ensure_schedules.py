@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.util import find_spec
+from typing import Any
 
 from django.apps import apps
 from django.core.management.base import BaseCommand
@@ -10,7 +11,7 @@ from django.core.management.base import BaseCommand
 class Command(BaseCommand):
     help = "Create or update every app's django-q2 schedules (each app's schedules.py)."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         for config in apps.get_app_configs():
             module_name = f"{config.name}.schedules"
             if find_spec(module_name) is None:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from intents.errors import RegistryError
 from intents.registry import registry_sync
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         "nothing and names its path."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dir", type=Path, default=None, help="folder of *.toml files")
         parser.add_argument(
             "--connections-dir",
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             help="folder of connection *.toml files (default CONNECTIONS_DIR)",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         directory = options["dir"] or Path(settings.TARGETS_DIR)
         try:
             report = registry_sync(

@@ -120,7 +120,7 @@ def _usable_key(plain: Any, tenant: Tenant) -> ApiKey | None:
 def _seed_api_key(tenant: Tenant, stored: Any, actor: Actor, changes: list[str]) -> str:
     current = _usable_key(stored, tenant)
     if current is not None:
-        return stored
+        return cast(str, stored)  # a usable key is a str: _usable_key checked
     _, plain = api_key_create(tenant=tenant, name=DEMO_API_KEY_NAME, scopes=ALL_SCOPES, actor=actor)
     changes.append("api key created")
     # Earlier demo keys can no longer be shown to anyone: revoke them.
