@@ -44,7 +44,7 @@ def _value_gridlines(
     *, left: int, right: int, top: int, plot_h: int, width: int, peak: float
 ) -> list[str]:
     """Lines at zero, half and the peak, each with its value on the left axis."""
-    parts = []
+    parts: list[str] = []
     for fraction in (0, 0.5, 1):
         y = top + plot_h * (1 - fraction)
         parts.append(
@@ -77,7 +77,7 @@ def _stacked_bar(
     peak: float,
 ) -> list[str]:
     """The segments of one bar, stacked upwards from ``bottom_y`` in the series' order."""
-    parts = []
+    parts: list[str] = []
     base = bottom_y
     for name, values in series.items():
         count = values[index]
