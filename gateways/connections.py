@@ -320,51 +320,13 @@ def connections_apply(*, specs: list[ConnectionSpec], actor_label: str) -> Conne
     )
     for spec in specs:
         found = existing.get(spec.key)
-        current = revisions.get(found.current_revision_id) if found else None
-        if found is not None and current is not None and current.checksum == spec.checksum:
-            if found.is_active:
-                report.unchanged.append(spec.key)
-            else:
-                found.is_active = True
-                found.save(update_fields=["is_active", "updated_at"])
-                report.revised.append(spec.key)
-                audit_record(
-                    actor=actor,
-                    action="connection.restored",
-                    object_type="connection",
-                    object_id=spec.key,
-                    data={"checksum": spec.checksum, "source_path": str(spec.path)},
-                )
-            continue
-        connection = found if found is not None else Connection.objects.create(key=spec.key)
-        revision = ConnectionRevision.objects.create(
-            connection=connection,
-            provider=spec.spec["provider"],
-            channel=spec.channel,
-            spec=spec.spec,
-            checksum=spec.checksum,
-            source_path=str(spec.path),
-            diff=revision_diff(current.spec if current else None, spec.spec, spec.key),
-            created_by=actor_label,
-        )
-        connection.current_revision = revision
-        connection.is_active = True
-        connection.save(update_fields=["current_revision", "is_active", "updated_at"])
-        (report.revised if current else report.created).append(spec.key)
-        audit_record(
+        _connection_apply(
+            spec=spec,
+            found=found,
+            current=revisions.get(found.current_revision_id) if found else None,
             actor=actor,
-            action="connection.revised" if current else "connection.created",
-            object_type="connection",
-            object_id=spec.key,
-            data={
-                "provider": revision.provider,
-                "channel": revision.channel,
-                "checksum": revision.checksum,
-                "previous_checksum": current.checksum if current else None,
-                "source_path": str(spec.path),
-                # Only which secrets it names: the references stay in the revision.
-                "secret_names": sorted(spec.spec["secrets"]),
-            },
+            actor_label=actor_label,
+            report=report,
         )
     loaded = {spec.key for spec in specs}
     for key, connection in existing.items():
@@ -376,6 +338,64 @@ def connections_apply(*, specs: list[ConnectionSpec], actor_label: str) -> Conne
                 actor=actor, action="connection.retired", object_type="connection", object_id=key
             )
     return report
+
+
+def _connection_apply(
+    *,
+    spec: ConnectionSpec,
+    found: Connection | None,
+    current: ConnectionRevision | None,
+    actor: Actor,
+    actor_label: str,
+    report: ConnectionSyncReport,
+) -> None:
+    """Create or revise one connection from its file (restoring a retired one left
+    unchanged)."""
+    if found is not None and current is not None and current.checksum == spec.checksum:
+        if found.is_active:
+            report.unchanged.append(spec.key)
+            return
+        found.is_active = True
+        found.save(update_fields=["is_active", "updated_at"])
+        report.revised.append(spec.key)
+        audit_record(
+            actor=actor,
+            action="connection.restored",
+            object_type="connection",
+            object_id=spec.key,
+            data={"checksum": spec.checksum, "source_path": str(spec.path)},
+        )
+        return
+    connection = found if found is not None else Connection.objects.create(key=spec.key)
+    revision = ConnectionRevision.objects.create(
+        connection=connection,
+        provider=spec.spec["provider"],
+        channel=spec.channel,
+        spec=spec.spec,
+        checksum=spec.checksum,
+        source_path=str(spec.path),
+        diff=revision_diff(current.spec if current else None, spec.spec, spec.key),
+        created_by=actor_label,
+    )
+    connection.current_revision = revision
+    connection.is_active = True
+    connection.save(update_fields=["current_revision", "is_active", "updated_at"])
+    (report.revised if current else report.created).append(spec.key)
+    audit_record(
+        actor=actor,
+        action="connection.revised" if current else "connection.created",
+        object_type="connection",
+        object_id=spec.key,
+        data={
+            "provider": revision.provider,
+            "channel": revision.channel,
+            "checksum": revision.checksum,
+            "previous_checksum": current.checksum if current else None,
+            "source_path": str(spec.path),
+            # Only which secrets it names: the references stay in the revision.
+            "secret_names": sorted(spec.spec["secrets"]),
+        },
+    )
 
 
 # Connections another app keeps as its own data (a client's webhook endpoints), by key

@@ -46,6 +46,7 @@ from .serializers import intent_representation
 from .services import (
     MAX_DEADLINE_SECONDS,
     MIN_DEADLINE_SECONDS,
+    SubmitResult,
     intent_submit,
     json_holds_nul,
     validate_idempotency_key,
@@ -110,6 +111,11 @@ def submit_without_drf(request: HttpRequest, *, allow: str) -> HttpResponse | No
         )
     except Exception as exc:
         return problem_response(exc, request, headers={"Allow": allow})
+    return _submitted_response(request, result, allow=allow)
+
+
+def _submitted_response(request: HttpRequest, result: SubmitResult, *, allow: str) -> HttpResponse:
+    """201 with the new intent's ``Location``, or 200 marked as a replay, as DRF renders them."""
     response = HttpResponse(
         _RENDERER.render(intent_representation(result.intent)),
         status=201 if result.created else 200,

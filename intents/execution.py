@@ -158,7 +158,9 @@ def _scrubbed(result: GatewayResult) -> GatewayResult:
     return result if error == result.error else dataclasses.replace(result, error=error)
 
 
-async def _send_routes(routes: list[Route]) -> list[tuple]:
+async def _send_routes(
+    routes: list[Route],
+) -> list[tuple[GatewayResult, dt.datetime, dt.datetime, int]]:
     async with GatewaySession() as session:
         return await asyncio.gather(*(_send_one(session, route) for route in routes))
 
@@ -444,34 +446,62 @@ def record_outcomes(*, lease_token: str, reports: list[AttemptReport]) -> None:
             changed.append(intent)
             lifecycle.recorded_on_commit(intent, outcome=result.outcome.value)
             attempts.append(
-                Attempt(
-                    intent_id=intent.id,
-                    number=intent.attempts_count,
-                    generation=intent.generation,
+                _attempt_row(
+                    intent,
+                    report,
+                    result,
                     started_at=report.started_at,
                     finished_at=report.finished_at,
-                    duration_ms=report.duration_ms,
-                    outcome=result.outcome.value,
-                    gateway_status=result.status_code,
-                    gateway_message_id=result.message_id,
-                    error=result.error[:ATTEMPT_ERROR_CHARS],
-                    worker_id=lease_token,
-                    retry_after_s=result.retry_after_s,
-                    connection=report.connection,
+                    lease_token=lease_token,
                 )
             )
-            for recipient in report.suppress:  # same transaction as the attempt
-                suppression_add(
-                    tenant_id=intent.tenant_id,
-                    channel=intent.contract["gateway"],
-                    recipient=recipient,
-                    connection=report.connection,
-                    provider_code=result.provider_code,
-                    reason=result.error,
-                    intent_public_id=intent.public_id,
-                    now=now,
-                )
+            _suppress_recipients(intent, report, result, now=now)  # in the attempt's transaction
         _save(changed, attempts, now, deferred_ids)
+
+
+def _attempt_row(
+    intent: Intent,
+    report: AttemptReport,
+    result: GatewayResult,
+    *,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    lease_token: str,
+) -> Attempt:
+    """The attempt's row, numbered after the intent's count (already incremented);
+    ``started_at`` and ``finished_at`` are the report's, checked present."""
+    return Attempt(
+        intent_id=intent.id,
+        number=intent.attempts_count,
+        generation=intent.generation,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_ms=report.duration_ms,
+        outcome=result.outcome.value,
+        gateway_status=result.status_code,
+        gateway_message_id=result.message_id,
+        error=result.error[:ATTEMPT_ERROR_CHARS],
+        worker_id=lease_token,
+        retry_after_s=result.retry_after_s,
+        connection=report.connection,
+    )
+
+
+def _suppress_recipients(
+    intent: Intent, report: AttemptReport, result: GatewayResult, *, now: dt.datetime
+) -> None:
+    """The recipients the provider refused for good, on the tenant's suppression list."""
+    for recipient in report.suppress:
+        suppression_add(
+            tenant_id=intent.tenant_id,
+            channel=intent.contract["gateway"],
+            recipient=recipient,
+            connection=report.connection,
+            provider_code=result.provider_code,
+            reason=result.error,
+            intent_public_id=intent.public_id,
+            now=now,
+        )
 
 
 def sweep_expired_leases(*, limit: int = 500) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, TypedDict
 
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
@@ -44,6 +44,9 @@ from .models import (
 )
 from .signals import intents_changed, intents_dead_lettered
 from .suppressions import normalise, recipients_of, suppression_add
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 _RANK = {
     None: 0,
@@ -76,22 +79,8 @@ def receipt_apply(
     if not receipt.message_id:
         return _counted(connection, ReceiptResult.IGNORED)
     now = now or clock.now()
-    # The accepted attempt of the intent's generation comes with the intent, in the
-    # same statement: one round trip fewer inside the transaction.
-    accepted = Attempt.objects.filter(
-        intent=OuterRef("pk"), generation=OuterRef("generation"), outcome=AttemptOutcome.ACCEPTED
-    ).order_by("-number")
     with transaction.atomic():
-        intent = (
-            Intent.objects.select_for_update()
-            .filter(gateway_message_id=receipt.message_id, connection=connection)
-            .annotate(
-                accepted_started_at=Subquery(accepted.values("started_at")[:1]),
-                accepted_finished_at=Subquery(accepted.values("finished_at")[:1]),
-            )
-            .order_by("-id")
-            .first()
-        )
+        intent = _locked_intent(connection=connection, message_id=receipt.message_id)
         # Not accepted (any more): the id is of an earlier generation that a replay
         # re-opened, or not ours at all.
         if intent is None or intent.status != IntentStatus.ACCEPTED:
@@ -103,19 +92,9 @@ def receipt_apply(
                 "status", "provider_status", "error_code", "occurred_at", "flagged_before_attempt"
             )
         )
-        same = (
-            receipt.status,
-            receipt.provider_status[:32],
-            receipt.error_code[:64],
-            receipt.occurred_at,
-        )
-        if any((r.status, r.provider_status, r.error_code, r.occurred_at) == same for r in earlier):
+        if _is_duplicate(receipt, earlier):
             return _counted(connection, ReceiptResult.DUPLICATE)
-        attempt = (
-            AcceptedAttempt(intent.accepted_started_at, intent.accepted_finished_at)
-            if intent.accepted_started_at is not None
-            else None
-        )
+        attempt = _accepted_attempt(intent)
         flagged = bool(
             receipt.occurred_at is not None
             and attempt is not None
@@ -139,18 +118,74 @@ def receipt_apply(
             _suppress(intent, connection, receipt, now)
         if not applies:
             return _counted(connection, ReceiptResult.STORED)
-        intent.delivery_status = receipt.status
-        intent.updated_at = now
-        if receipt.status == DeliveryStatus.DELIVERED:
-            intent.delivered_at = now
-        intent.save(update_fields=["delivery_status", "delivered_at", "updated_at"])
-        if receipt.status in FINAL_DELIVERY_STATUSES:
-            intents_changed.send(sender=Intent, changes=[(intent, str(receipt.status))], now=now)
-        if receipt.status == DeliveryStatus.UNDELIVERED:  # a dead letter, delivery_failed
-            intents_dead_lettered.send(sender=Intent, intents=[intent], now=now)
+        _delivery_status_move(intent, receipt, now)
         if receipt.status in FINAL_DELIVERY_STATUSES:
             _observe_latency(receipt, flagged, attempt, earlier, now)
         return _counted(connection, ReceiptResult.APPLIED)
+
+
+class _AcceptedAttemptAnnotations(TypedDict):
+    accepted_started_at: dt.datetime | None
+    accepted_finished_at: dt.datetime | None
+
+
+if TYPE_CHECKING:
+    IntentWithAcceptedAttempt: TypeAlias = WithAnnotations[Intent, _AcceptedAttemptAnnotations]
+
+
+def _locked_intent(*, connection: str, message_id: str) -> IntentWithAcceptedAttempt | None:
+    """The newest intent that sent ``message_id`` through ``connection``, locked.
+
+    The accepted attempt of the intent's generation comes with the intent, in the same
+    statement: one round trip fewer inside the transaction.
+    """
+    accepted = Attempt.objects.filter(
+        intent=OuterRef("pk"), generation=OuterRef("generation"), outcome=AttemptOutcome.ACCEPTED
+    ).order_by("-number")
+    intent: IntentWithAcceptedAttempt | None = (
+        Intent.objects.select_for_update()
+        .filter(gateway_message_id=message_id, connection=connection)
+        .annotate(
+            accepted_started_at=Subquery(accepted.values("started_at")[:1]),
+            accepted_finished_at=Subquery(accepted.values("finished_at")[:1]),
+        )
+        .order_by("-id")
+        .first()
+    )
+    return intent
+
+
+def _accepted_attempt(intent: IntentWithAcceptedAttempt) -> AcceptedAttempt | None:
+    started, finished = intent.accepted_started_at, intent.accepted_finished_at
+    # Both or neither: they are the same attempt row's (None when there is none).
+    if started is None or finished is None:
+        return None
+    return AcceptedAttempt(started, finished)
+
+
+def _is_duplicate(receipt: ParsedReceipt, earlier: list[Receipt]) -> bool:
+    """The same report as one stored, as stored (the provider's strings truncated)."""
+    same = (
+        receipt.status,
+        receipt.provider_status[:32],
+        receipt.error_code[:64],
+        receipt.occurred_at,
+    )
+    return any((r.status, r.provider_status, r.error_code, r.occurred_at) == same for r in earlier)
+
+
+def _delivery_status_move(intent: Intent, receipt: ParsedReceipt, now: dt.datetime) -> None:
+    """The intent takes the receipt's status; a final one is announced, a failure is a
+    dead letter (reason ``delivery_failed``)."""
+    intent.delivery_status = receipt.status
+    intent.updated_at = now
+    if receipt.status == DeliveryStatus.DELIVERED:
+        intent.delivered_at = now
+    intent.save(update_fields=["delivery_status", "delivered_at", "updated_at"])
+    if receipt.status in FINAL_DELIVERY_STATUSES:
+        intents_changed.send(sender=Intent, changes=[(intent, str(receipt.status))], now=now)
+    if receipt.status == DeliveryStatus.UNDELIVERED:
+        intents_dead_lettered.send(sender=Intent, intents=[intent], now=now)
 
 
 def _suppress(intent: Intent, connection: str, receipt: ParsedReceipt, now: dt.datetime) -> None:

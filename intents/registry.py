@@ -79,7 +79,8 @@ class TargetSpec:
 
     @property
     def key(self) -> str:
-        return self.contract["key"]
+        key: str = self.contract["key"]
+        return key
 
     @property
     def checksum(self) -> str:
@@ -90,7 +91,7 @@ def contract_checksum(contract: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(contract).encode()).hexdigest()
 
 
-def _number(table: dict, name: str, where: str, *, minimum: float, strict: bool) -> float:
+def _number(table: dict[str, Any], name: str, where: str, *, minimum: float, strict: bool) -> float:
     value = table.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}{name} must be a number of seconds")
@@ -101,6 +102,27 @@ def _number(table: dict, name: str, where: str, *, minimum: float, strict: bool)
 
 def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     """Check one parsed file and return its normalised contract; ValueError says why."""
+    key, version, gateway = _validated_identity(raw)
+    timeout, deadline = _validated_timing(raw)
+    retry = _validated_retry(raw)
+    schema, sensitive = _validated_schema(raw)
+    optional = _validated_routing(raw)
+    return {
+        **optional,
+        "key": key,
+        "version": version,
+        "gateway": gateway,
+        "description": str(raw.get("description", "")),
+        "attempt_timeout_s": timeout,
+        "acceptance_deadline_s": deadline,
+        "retry": retry,
+        "schema": schema,
+        "sensitive_fields": sorted(set(sensitive)),
+    }
+
+
+def _validated_identity(raw: dict[str, Any]) -> tuple[str, str, str]:
+    """No unknown key, then the target's key, version and gateway."""
     unknown = set(raw) - TOP_LEVEL_KEYS
     if unknown:
         raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -114,6 +136,11 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     gateway = raw.get("gateway")
     if gateway not in GATEWAYS:
         raise ValueError(f"gateway must be one of {', '.join(GATEWAYS)}")
+    return key, version, gateway
+
+
+def _validated_timing(raw: dict[str, Any]) -> tuple[float, float]:
+    """The attempt timeout and the acceptance deadline, the first shorter than the second."""
     timeout = _number(raw, "attempt_timeout_s", "", minimum=0, strict=True)
     if timeout > MAX_ATTEMPT_TIMEOUT_S:
         # A batch runs inside one django-q2 task whose own timeout must not cut it short.
@@ -121,7 +148,11 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     deadline = _number(raw, "acceptance_deadline_s", "", minimum=0, strict=True)
     if timeout >= deadline:
         raise ValueError("attempt_timeout_s must be shorter than acceptance_deadline_s")
+    return timeout, deadline
 
+
+def _validated_retry(raw: dict[str, Any]) -> dict[str, Any]:
+    """The ``[retry]`` table, normalised."""
     retry = raw.get("retry")
     if not isinstance(retry, dict):
         raise ValueError("[retry] table is missing")
@@ -140,7 +171,17 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("retry.max_attempts must be a whole number")
     if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
         raise ValueError(f"retry.max_attempts must be between 1 and {MAX_ATTEMPTS_LIMIT}")
+    return {
+        "strategy": retry["strategy"],
+        "initial_delay_s": initial,
+        "multiplier": multiplier,
+        "max_delay_s": max_delay,
+        "max_attempts": max_attempts,
+    }
 
+
+def _validated_schema(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The payload's JSON Schema, and the payload fields to redact."""
     schema = raw.get("schema")
     if not isinstance(schema, dict):
         raise ValueError("[schema] table (the payload's JSON Schema) is missing")
@@ -151,7 +192,15 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     sensitive = raw.get("sensitive_fields", [])
     if not isinstance(sensitive, list) or not all(isinstance(f, str) for f in sensitive):
         raise ValueError("sensitive_fields must be a list of payload field names")
+    return schema, sensitive
 
+
+def _validated_routing(raw: dict[str, Any]) -> dict[str, Any]:
+    """The v1.1 keys (``connections``, ``delivery``), only those the file gives.
+
+    A file without them keeps the checksum it had, so a sync after the upgrade revises
+    nothing.
+    """
     connections = raw.get("connections")
     if connections is not None and (
         not isinstance(connections, list)
@@ -163,32 +212,12 @@ def validate_contract(raw: dict[str, Any]) -> dict[str, Any]:
     delivery = raw.get("delivery")
     if delivery is not None and delivery not in DELIVERY_MODES:
         raise ValueError(f"delivery must be one of {', '.join(DELIVERY_MODES)}")
-
-    # The v1.1 keys enter the contract only when given: a file without them keeps the
-    # checksum it had, so a sync after the upgrade revises nothing.
     optional: dict[str, Any] = {}
     if connections is not None:
         optional["connections"] = list(connections)
     if delivery is not None:
         optional["delivery"] = delivery
-    return {
-        **optional,
-        "key": key,
-        "version": version,
-        "gateway": gateway,
-        "description": str(raw.get("description", "")),
-        "attempt_timeout_s": timeout,
-        "acceptance_deadline_s": deadline,
-        "retry": {
-            "strategy": retry["strategy"],
-            "initial_delay_s": initial,
-            "multiplier": multiplier,
-            "max_delay_s": max_delay,
-            "max_attempts": max_attempts,
-        },
-        "schema": schema,
-        "sensitive_fields": sorted(set(sensitive)),
-    }
+    return optional
 
 
 def load_target_file(path: Path) -> TargetSpec:
@@ -307,56 +336,14 @@ def registry_sync(
     actor = Actor.system(actor_label)
     with transaction.atomic():
         report.connections = connections_apply(specs=connection_specs, actor_label=actor_label)
-        # Lock the registry rows first (no join: PostgreSQL cannot lock an outer join's
-        # nullable side), then read the current revisions.
-        targets = {t.key: t for t in Target.objects.select_for_update().order_by("key")}
-        revisions = TargetRevision.objects.in_bulk(
-            [t.current_revision_id for t in targets.values() if t.current_revision_id]
-        )
-        for target in targets.values():
-            target.current_revision = revisions.get(target.current_revision_id)
+        targets = _locked_targets()
         for spec in specs:
-            found = targets.get(spec.key)
-            current = found.current_revision if found else None
-            if found is not None and current is not None and current.checksum == spec.checksum:
-                if not found.is_active:
-                    found.is_active = True
-                    found.save(update_fields=["is_active", "updated_at"])
-                    report.revised.append(spec.key)
-                else:
-                    report.unchanged.append(spec.key)
-                continue
-            if current is not None:
-                _check_version_moves_forward(spec, current)
-            target = found if found is not None else Target.objects.create(key=spec.key)
-            major, minor = parse_version(spec.contract["version"])
-            revision = TargetRevision.objects.create(
-                target=target,
-                version=spec.contract["version"],
-                major=major,
-                minor=minor,
-                gateway=spec.contract["gateway"],
-                contract=spec.contract,
-                checksum=spec.checksum,
-                source_path=str(spec.path),
-                diff=revision_diff(current.contract if current else None, spec.contract, spec.key),
-                created_by=actor_label,
-            )
-            target.current_revision = revision
-            target.is_active = True
-            target.save(update_fields=["current_revision", "is_active", "updated_at"])
-            (report.revised if current else report.created).append(spec.key)
-            audit_record(
+            _target_apply(
+                spec=spec,
+                found=targets.get(spec.key),
                 actor=actor,
-                action="target.revised" if current else "target.created",
-                object_type="target",
-                object_id=spec.key,
-                data={
-                    "version": revision.version,
-                    "checksum": revision.checksum,
-                    "previous_checksum": current.checksum if current else None,
-                    "source_path": str(spec.path),
-                },
+                actor_label=actor_label,
+                report=report,
             )
         loaded = {spec.key for spec in specs}
         for key, target in targets.items():
@@ -374,6 +361,71 @@ def registry_sync(
         )
         report.others = [r for _, r in responses if isinstance(r, RegistryChanges)]
     return report
+
+
+def _locked_targets() -> dict[str, Target]:
+    """Every target by key, locked, with its current revision."""
+    # Lock the registry rows first (no join: PostgreSQL cannot lock an outer join's
+    # nullable side), then read the current revisions.
+    targets = {t.key: t for t in Target.objects.select_for_update().order_by("key")}
+    revisions = TargetRevision.objects.in_bulk(
+        [t.current_revision_id for t in targets.values() if t.current_revision_id]
+    )
+    for target in targets.values():
+        target.current_revision = revisions.get(target.current_revision_id)
+    return targets
+
+
+def _target_apply(
+    *,
+    spec: TargetSpec,
+    found: Target | None,
+    actor: Actor,
+    actor_label: str,
+    report: SyncReport,
+) -> None:
+    """Create or revise one target from its file (reactivating an unchanged retired one)."""
+    current = found.current_revision if found else None
+    if found is not None and current is not None and current.checksum == spec.checksum:
+        if not found.is_active:
+            found.is_active = True
+            found.save(update_fields=["is_active", "updated_at"])
+            report.revised.append(spec.key)
+        else:
+            report.unchanged.append(spec.key)
+        return
+    if current is not None:
+        _check_version_moves_forward(spec, current)
+    target = found if found is not None else Target.objects.create(key=spec.key)
+    major, minor = parse_version(spec.contract["version"])
+    revision = TargetRevision.objects.create(
+        target=target,
+        version=spec.contract["version"],
+        major=major,
+        minor=minor,
+        gateway=spec.contract["gateway"],
+        contract=spec.contract,
+        checksum=spec.checksum,
+        source_path=str(spec.path),
+        diff=revision_diff(current.contract if current else None, spec.contract, spec.key),
+        created_by=actor_label,
+    )
+    target.current_revision = revision
+    target.is_active = True
+    target.save(update_fields=["current_revision", "is_active", "updated_at"])
+    (report.revised if current else report.created).append(spec.key)
+    audit_record(
+        actor=actor,
+        action="target.revised" if current else "target.created",
+        object_type="target",
+        object_id=spec.key,
+        data={
+            "version": revision.version,
+            "checksum": revision.checksum,
+            "previous_checksum": current.checksum if current else None,
+            "source_path": str(spec.path),
+        },
+    )
 
 
 @lru_cache(maxsize=256)

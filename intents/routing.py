@@ -72,15 +72,18 @@ class _Candidate:
     refusals: list[tuple[dt.datetime, str, str]] = dataclasses.field(default_factory=list)
 
 
+def _candidate(intent: Intent, timeout_s: float) -> _Candidate:
+    """The intent with its target's connections in the order to try, from its cursor."""
+    keys = connections_of(intent.contract)
+    start = intent.connection_cursor % len(keys)
+    order = [((start + i) % len(keys), keys[(start + i) % len(keys)]) for i in range(len(keys))]
+    return _Candidate(intent, timeout_s, order)
+
+
 def plan_batch(batch: list[tuple[Intent, float]], *, now: dt.datetime) -> Plan:
     """Route every intent of a batch: one query for the specs, one for the circuits, and
     one grant per throttled connection per failover round."""
-    candidates = []
-    for intent, timeout_s in batch:
-        keys = connections_of(intent.contract)
-        start = intent.connection_cursor % len(keys)
-        order = [((start + i) % len(keys), keys[(start + i) % len(keys)]) for i in range(len(keys))]
-        candidates.append(_Candidate(intent, timeout_s, order))
+    candidates = [_candidate(intent, timeout_s) for intent, timeout_s in batch]
     all_keys = {key for c in candidates for _, key in c.order}
     specs = connection_specs(all_keys)
     views = circuit_views(all_keys)
@@ -116,26 +119,40 @@ def plan_batch(batch: list[tuple[Intent, float]], *, now: dt.datetime) -> Plan:
                 continue
             wanted.setdefault(key, []).append((candidate, index))
         for key, group in wanted.items():
-            spec = specs[key]
-            rate = spec.rate_per_second
-            granted = len(group)
-            grant = None
-            if rate is not None:
-                grant = throttle_acquire(key=key, rate=rate, wanted=len(group), now=now)
-                granted = grant.granted
-            for position, (candidate, index) in enumerate(group):
-                if position < granted:
-                    plan.routes.append(Route(candidate.intent, candidate.timeout_s, spec, index))
-                else:
-                    if grant is None:  # only a throttle grants fewer than asked
-                        raise RuntimeError(f"Connection {key}: fewer sends granted, no throttle.")
-                    wait = dt.timedelta(seconds=grant.wait_s(position - granted))
-                    candidate.refusals.append((now + wait, THROTTLED, key))
-                    still_waiting.append(candidate)
+            still_waiting += _route_within_rate(plan, key, specs[key], group, now=now)
         waiting = still_waiting
     for candidate in waiting:
         _give_up(plan, candidate)
     return plan
+
+
+def _route_within_rate(
+    plan: Plan,
+    key: str,
+    spec: ConnectionSpec,
+    group: list[tuple[_Candidate, int]],
+    *,
+    now: dt.datetime,
+) -> list[_Candidate]:
+    """Route as many of ``group`` through ``spec`` as its shared rate grants (all of them
+    when it has none, in one grant); the others wait, each with when it would be its turn."""
+    rate = spec.rate_per_second
+    granted = len(group)
+    grant = None
+    if rate is not None:
+        grant = throttle_acquire(key=key, rate=rate, wanted=len(group), now=now)
+        granted = grant.granted
+    waiting = []
+    for position, (candidate, index) in enumerate(group):
+        if position < granted:
+            plan.routes.append(Route(candidate.intent, candidate.timeout_s, spec, index))
+        else:
+            if grant is None:  # only a throttle grants fewer than asked
+                raise RuntimeError(f"Connection {key}: fewer sends granted, no throttle.")
+            wait = dt.timedelta(seconds=grant.wait_s(position - granted))
+            candidate.refusals.append((now + wait, THROTTLED, key))
+            waiting.append(candidate)
+    return waiting
 
 
 def _give_up(plan: Plan, candidate: _Candidate) -> None:

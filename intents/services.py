@@ -192,12 +192,10 @@ def intent_submit(
         contract_version=contract_version, deadline_seconds=deadline_seconds, metadata=metadata
     )
     payload_bytes = canonical_payload(payload)
-    sha = hashlib.sha256(payload_bytes).hexdigest()
-    requested = contract_version or ""
     request = _RequestShape(
         target_key=target_key if isinstance(target_key, str) else "",
-        requested_version=requested,
-        payload_sha256=sha,
+        requested_version=contract_version or "",
+        payload_sha256=hashlib.sha256(payload_bytes).hexdigest(),
         metadata=canonical_payload(metadata),
         deadline_seconds=None if deadline_seconds is None else float(deadline_seconds),
     )
@@ -216,19 +214,48 @@ def intent_submit(
         _count_request(tenant)
         return _replay_or_raise(refusal, tenant=tenant, key=key, request=request)
 
-    revision = target.revision
     now = clock.now()
-    intent = Intent(
+    intent = _pending_intent(
+        tenant=tenant,
+        key=key,
+        target=target,
+        contract=contract,
+        payload_bytes=payload_bytes,
+        metadata=metadata,
+        request=request,
+        deadline_s=deadline_s,
+        correlation_id=correlation_id,
+        now=now,
+    )
+    return _store_or_replay(intent, tenant=tenant, key=key, request=request, now=now)
+
+
+def _pending_intent(
+    *,
+    tenant: Tenant,
+    key: str,
+    target: Target,
+    contract: dict[str, Any],
+    payload_bytes: bytes,
+    metadata: dict[str, Any],
+    request: _RequestShape,
+    deadline_s: float,
+    correlation_id: str,
+    now: dt.datetime,
+) -> Intent:
+    """The new intent's row, due now, not yet saved."""
+    revision = target.revision
+    return Intent(
         tenant=tenant,
         idempotency_key=key,
         target=target,
         target_key=target.key,
-        requested_version=requested,
+        requested_version=request.requested_version,
         contract_version=revision.version,
         target_revision=revision,
         contract=contract,
         payload=payload_bytes,
-        payload_sha256=sha,
+        payload_sha256=request.payload_sha256,
         metadata=metadata,
         status=IntentStatus.PENDING,
         max_attempts=contract["retry"]["max_attempts"],
@@ -241,6 +268,12 @@ def intent_submit(
         created_at=now,
         updated_at=now,
     )
+
+
+def _store_or_replay(
+    intent: Intent, *, tenant: Tenant, key: str, request: _RequestShape, now: dt.datetime
+) -> SubmitResult:
+    """Save the new intent; or, when its key already made one, answer from that one."""
     try:
         _store(intent, tenant=tenant, now=now)
     except IntegrityError:
@@ -256,7 +289,7 @@ def intent_submit(
         # key had made no intent: the INSERT would have met it.
         _count_request(tenant)
         raise
-    INTENTS_CREATED.labels(tenant=tenant.name, target=target.key).inc()
+    INTENTS_CREATED.labels(tenant=tenant.name, target=intent.target_key).inc()
     lifecycle.submitted(intent)
     return SubmitResult(intent=intent, created=True)
 

@@ -154,6 +154,35 @@ def recipient_is_unreachable(code: int, text: str) -> bool:
     return code in SUPPRESSING_CODES
 
 
+def _accepted(mail: EmailMessage, refused: dict[str, aiosmtplib.SMTPResponse]) -> GatewayResult:
+    """Delivered; when some recipients refused it while others took it, they are named."""
+    error = ""
+    if refused:
+        error = "refused: " + ", ".join(
+            f"{address} ({response.code})" for address, response in refused.items()
+        )
+    return result(
+        Outcome.ACCEPTED,
+        message_id=mail["Message-ID"],
+        error=error,
+        provider_code="partial" if refused else "",
+    )
+
+
+def _connection_failed(exc: Exception, *, sending: bool) -> GatewayResult:
+    """A timeout, a disconnect or a TLS failure: once sending, the server may have queued
+    the message before the line went quiet; before, nothing was sent."""
+    if sending:
+        return result(
+            Outcome.TIMEOUT,
+            error=f"outcome unknown: SMTP {type(exc).__name__} while sending: {exc}",
+        )
+    return result(
+        Outcome.REJECTED_TRANSIENT,
+        error=f"SMTP {type(exc).__name__} before sending (nothing sent): {exc}",
+    )
+
+
 class SmtpProvider(ProviderBase):
     name = "smtp"
 
@@ -255,34 +284,20 @@ class SmtpProvider(ProviderBase):
                 provider_code=exc.code,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:  # timeouts, disconnects, TLS
-            if sending:  # the server may have queued it before the line went quiet
-                return result(
-                    Outcome.TIMEOUT,
-                    error=f"outcome unknown: SMTP {type(exc).__name__} while sending: {exc}",
-                )
-            return result(
-                Outcome.REJECTED_TRANSIENT,
-                error=f"SMTP {type(exc).__name__} before sending (nothing sent): {exc}",
-            )
+            return _connection_failed(exc, sending=sending)
         finally:
             # Also on cancellation (the hard timeout): a session left mid-command is
             # closed, never reused.
             if smtp is not None:
-                if reusable and smtp.is_connected:
-                    self._idle.append(smtp)
-                else:
-                    smtp.close()
-        error = ""
-        if refused:  # some recipients took it: delivered, with the others named
-            error = "refused: " + ", ".join(
-                f"{address} ({response.code})" for address, response in refused.items()
-            )
-        return result(
-            Outcome.ACCEPTED,
-            message_id=mail["Message-ID"],
-            error=error,
-            provider_code="partial" if refused else "",
-        )
+                self._release(smtp, reusable=reusable)
+        return _accepted(mail, refused)
+
+    def _release(self, smtp: aiosmtplib.SMTP, *, reusable: bool) -> None:
+        """Back to the idle sessions of this batch, or closed."""
+        if reusable and smtp.is_connected:
+            self._idle.append(smtp)
+        else:
+            smtp.close()
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []

@@ -61,26 +61,39 @@ def audit_chain_verify(
     previous_hash = GENESIS_HASH
     count = 0
     for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=chunk_size):
-        if event.sequence != expected_sequence:
-            return ChainVerification(
-                count,
-                event.sequence,
-                f"sequence gap: expected #{expected_sequence}, found #{event.sequence}",
-            )
-        if not hmac.compare_digest(event.prev_hash, previous_hash):
-            return ChainVerification(
-                count, event.sequence, "prev_hash link broken: does not match the previous hash"
-            )
-        if not hmac.compare_digest(event.hash, compute_hash(event)):
-            return ChainVerification(
-                count, event.sequence, "hash mismatch: the event's content was changed"
-            )
+        reason = _event_break(
+            event, expected_sequence=expected_sequence, previous_hash=previous_hash
+        )
+        if reason:
+            return ChainVerification(count, event.sequence, reason)
         count += 1
         previous_hash = event.hash
         expected_sequence += 1
+    return _head_verify(
+        count=count,
+        last_sequence=expected_sequence - 1,
+        last_hash=previous_hash,
+        expect_at_least=expect_at_least,
+    )
 
+
+def _event_break(event: AuditEvent, *, expected_sequence: int, previous_hash: str) -> str:
+    """Why ``event`` does not follow the previous one ("" when it does)."""
+    if event.sequence != expected_sequence:
+        return f"sequence gap: expected #{expected_sequence}, found #{event.sequence}"
+    if not hmac.compare_digest(event.prev_hash, previous_hash):
+        return "prev_hash link broken: does not match the previous hash"
+    if not hmac.compare_digest(event.hash, compute_hash(event)):
+        return "hash mismatch: the event's content was changed"
+    return ""
+
+
+def _head_verify(
+    *, count: int, last_sequence: int, last_hash: str, expect_at_least: int | None
+) -> ChainVerification:
+    """The chain head against the last event walked (``last_hash`` its hash), and the
+    checkpoint, if any."""
     head = AuditChainHead.objects.filter(pk=1).first()
-    last_sequence = expected_sequence - 1
     if head is None:
         if count:
             return ChainVerification(count, last_sequence, "head mismatch: the chain head is gone")
@@ -95,7 +108,7 @@ def audit_chain_verify(
             f"head mismatch: the chain head names #{head.sequence} "
             f"but the last event is #{last_sequence}",
         )
-    if not hmac.compare_digest(head.last_hash, previous_hash):
+    if not hmac.compare_digest(head.last_hash, last_hash):
         return ChainVerification(
             count,
             last_sequence,

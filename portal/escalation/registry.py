@@ -34,48 +34,13 @@ def escalations_apply(
     )
     for rule in rules:
         found = existing.get(rule.key)
-        current = revisions.get(found.current_revision_id) if found else None
-        if found is not None and current is not None and current.checksum == rule.checksum:
-            if found.is_active:
-                report.unchanged.append(rule.key)
-                continue
-            found.is_active = True
-            found.save(update_fields=["is_active", "updated_at"])
-            report.revised.append(rule.key)
-            audit_record(
-                actor=actor,
-                action="escalation_rule.restored",
-                object_type="escalation_rule",
-                object_id=rule.key,
-                data={"checksum": rule.checksum, "source_path": str(rule.path)},
-            )
-            continue
-        row = found if found is not None else EscalationRule.objects.create(key=rule.key)
-        revision = EscalationRuleRevision.objects.create(
-            rule=row,
-            kind=rule.kind,
-            spec=rule.spec,
-            checksum=rule.checksum,
-            source_path=str(rule.path),
-            diff=revision_diff(current.spec if current else None, rule.spec, rule.key),
-            created_by=actor_label,
-        )
-        row.current_revision = revision
-        row.is_active = True
-        row.save(update_fields=["current_revision", "is_active", "updated_at"])
-        (report.revised if current else report.created).append(rule.key)
-        audit_record(
+        _rule_apply(
+            rule=rule,
+            found=found,
+            current=revisions.get(found.current_revision_id) if found else None,
             actor=actor,
-            action="escalation_rule.revised" if current else "escalation_rule.created",
-            object_type="escalation_rule",
-            object_id=rule.key,
-            data={
-                "kind": rule.kind,
-                "destinations": [d["connection"] for d in rule.spec["destinations"]],
-                "checksum": rule.checksum,
-                "previous_checksum": current.checksum if current else None,
-                "source_path": str(rule.path),
-            },
+            actor_label=actor_label,
+            report=report,
         )
     loaded = {rule.key for rule in rules}
     for key, row in existing.items():
@@ -90,6 +55,60 @@ def escalations_apply(
                 object_id=key,
             )
     return report
+
+
+def _rule_apply(
+    *,
+    rule: RuleSpec,
+    found: EscalationRule | None,
+    current: EscalationRuleRevision | None,
+    actor: Actor,
+    actor_label: str,
+    report: RegistryChanges,
+) -> None:
+    """Create or revise one rule from the file (restoring a retired one left unchanged)."""
+    if found is not None and current is not None and current.checksum == rule.checksum:
+        if found.is_active:
+            report.unchanged.append(rule.key)
+            return
+        found.is_active = True
+        found.save(update_fields=["is_active", "updated_at"])
+        report.revised.append(rule.key)
+        audit_record(
+            actor=actor,
+            action="escalation_rule.restored",
+            object_type="escalation_rule",
+            object_id=rule.key,
+            data={"checksum": rule.checksum, "source_path": str(rule.path)},
+        )
+        return
+    row = found if found is not None else EscalationRule.objects.create(key=rule.key)
+    revision = EscalationRuleRevision.objects.create(
+        rule=row,
+        kind=rule.kind,
+        spec=rule.spec,
+        checksum=rule.checksum,
+        source_path=str(rule.path),
+        diff=revision_diff(current.spec if current else None, rule.spec, rule.key),
+        created_by=actor_label,
+    )
+    row.current_revision = revision
+    row.is_active = True
+    row.save(update_fields=["current_revision", "is_active", "updated_at"])
+    (report.revised if current else report.created).append(rule.key)
+    audit_record(
+        actor=actor,
+        action="escalation_rule.revised" if current else "escalation_rule.created",
+        object_type="escalation_rule",
+        object_id=rule.key,
+        data={
+            "kind": rule.kind,
+            "destinations": [d["connection"] for d in rule.spec["destinations"]],
+            "checksum": rule.checksum,
+            "previous_checksum": current.checksum if current else None,
+            "source_path": str(rule.path),
+        },
+    )
 
 
 def escalations_sync(*, connections: list[ConnectionSpec], actor_label: str) -> RegistryChanges:

@@ -173,14 +173,7 @@ def _claim(*, notification_id: int, now: dt.datetime) -> bool:
 def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationReport) -> None:
     notification = Notification.objects.select_related("episode__rule").get(pk=notification_id)
     episode = notification.episode
-    if notification.action == NotificationAction.RESOLVE and (
-        Notification.objects.filter(
-            episode=episode,
-            destination=notification.destination,
-            action=NotificationAction.TRIGGER,
-            status=NotificationStatus.PENDING,
-        ).exists()
-    ):
+    if _trigger_pending(notification):
         return  # the trigger goes first
     if not _claim(notification_id=notification_id, now=now):
         return  # sent, or being sent, by another evaluator
@@ -192,30 +185,7 @@ def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationRepor
     result = send(spec, build_message(spec, episode, notification))
     notification.claimed_until = None
     if result.outcome is Outcome.ACCEPTED:
-        with transaction.atomic():
-            notification.status = NotificationStatus.SENT
-            notification.sent_at = now
-            notification.last_error = ""
-            notification.save(update_fields=["status", "sent_at", "last_error", "claimed_until"])
-            audit_record(
-                actor=Actor.system("escalation"),
-                action=AUDIT_ACTIONS[NotificationAction(notification.action)],
-                object_type="escalation_episode",
-                # the episode's row id: its dedup_key (up to 255 characters) does not fit
-                # the audit event's object id, so it travels in the data
-                object_id=episode.pk,
-                data={
-                    "dedup_key": episode.dedup_key,
-                    "rule": episode.rule.key,
-                    "kind": episode.kind,
-                    "subject": episode.subject,
-                    "severity": episode.severity,
-                    "summary": episode.summary,
-                    "destination": notification.destination,
-                    "provider": spec.spec["provider"],
-                    "attempts": notification.attempts,
-                },
-            )
+        _mark_sent(notification, provider=spec.spec["provider"], now=now)
         report.sent += 1
         return
     error = (result.error or result.outcome.value)[:500]
@@ -231,6 +201,47 @@ def _send_one(*, notification_id: int, now: dt.datetime, report: EvaluationRepor
         destination=notification.destination,
         error=error,
     )
+
+
+def _trigger_pending(notification: Notification) -> bool:
+    """A resolve whose episode's trigger to the same destination is still to be sent."""
+    return notification.action == NotificationAction.RESOLVE and (
+        Notification.objects.filter(
+            episode=notification.episode,
+            destination=notification.destination,
+            action=NotificationAction.TRIGGER,
+            status=NotificationStatus.PENDING,
+        ).exists()
+    )
+
+
+def _mark_sent(notification: Notification, *, provider: str, now: dt.datetime) -> None:
+    """The provider accepted it: sent, with its audit event, in one transaction."""
+    episode = notification.episode
+    with transaction.atomic():
+        notification.status = NotificationStatus.SENT
+        notification.sent_at = now
+        notification.last_error = ""
+        notification.save(update_fields=["status", "sent_at", "last_error", "claimed_until"])
+        audit_record(
+            actor=Actor.system("escalation"),
+            action=AUDIT_ACTIONS[NotificationAction(notification.action)],
+            object_type="escalation_episode",
+            # the episode's row id: its dedup_key (up to 255 characters) does not fit
+            # the audit event's object id, so it travels in the data
+            object_id=episode.pk,
+            data={
+                "dedup_key": episode.dedup_key,
+                "rule": episode.rule.key,
+                "kind": episode.kind,
+                "subject": episode.subject,
+                "severity": episode.severity,
+                "summary": episode.summary,
+                "destination": notification.destination,
+                "provider": provider,
+                "attempts": notification.attempts,
+            },
+        )
 
 
 def _give_up(notification: Notification, error: str, report: EvaluationReport) -> None:

@@ -40,6 +40,68 @@ def _number(value: float) -> str:
     return f"{value:g}" if value == int(value) else f"{value:.1f}"
 
 
+def _value_gridlines(
+    *, left: int, right: int, top: int, plot_h: int, width: int, peak: float
+) -> list[str]:
+    """Lines at zero, half and the peak, each with its value on the left axis."""
+    parts: list[str] = []
+    for fraction in (0, 0.5, 1):
+        y = top + plot_h * (1 - fraction)
+        parts.append(
+            format_html(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="0.5"/>'
+                '<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>',
+                left,
+                f"{y:.1f}",
+                width - right,
+                f"{y:.1f}",
+                AXIS_COLOR,
+                left - 4,
+                f"{y + 3:.1f}",
+                _number(peak * fraction),
+            )
+        )
+    return parts
+
+
+def _stacked_bar(
+    *,
+    index: int,
+    label: str,
+    series: Mapping[str, Sequence[int]],
+    colors: dict[str, str],
+    x: float,
+    bar_w: float,
+    bottom_y: float,
+    plot_h: int,
+    peak: float,
+) -> list[str]:
+    """The segments of one bar, stacked upwards from ``bottom_y`` in the series' order."""
+    parts: list[str] = []
+    base = bottom_y
+    for name, values in series.items():
+        count = values[index]
+        if not count:
+            continue
+        bar_h = plot_h * count / peak
+        base -= bar_h
+        parts.append(
+            format_html(
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
+                "<title>{}: {} {}</title></rect>",
+                f"{x:.1f}",
+                f"{base:.1f}",
+                f"{bar_w:.1f}",
+                f"{bar_h:.1f}",
+                colors.get(name, FALLBACK_COLOR),
+                label,
+                count,
+                name,
+            )
+        )
+    return parts
+
+
 def stacked_bar_chart(
     *,
     labels: Sequence[str],
@@ -58,46 +120,20 @@ def stacked_bar_chart(
     peak = nice_ceiling(max(totals, default=0))
     slot = plot_w / max(len(labels), 1)
     bar_w = max(slot - 2, 1)
-    parts: list[str] = []
-    for fraction in (0, 0.5, 1):
-        y = top + plot_h * (1 - fraction)
-        parts.append(
-            format_html(
-                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="0.5"/>'
-                '<text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>',
-                left,
-                f"{y:.1f}",
-                width - right,
-                f"{y:.1f}",
-                AXIS_COLOR,
-                left - 4,
-                f"{y + 3:.1f}",
-                _number(peak * fraction),
-            )
-        )
+    parts = _value_gridlines(left=left, right=right, top=top, plot_h=plot_h, width=width, peak=peak)
     for i, label in enumerate(labels):
         x = left + i * slot + 1
-        base: float = top + plot_h
-        for name, values in series.items():
-            count = values[i]
-            if not count:
-                continue
-            bar_h = plot_h * count / peak
-            base -= bar_h
-            parts.append(
-                format_html(
-                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}">'
-                    "<title>{}: {} {}</title></rect>",
-                    f"{x:.1f}",
-                    f"{base:.1f}",
-                    f"{bar_w:.1f}",
-                    f"{bar_h:.1f}",
-                    colors.get(name, FALLBACK_COLOR),
-                    label,
-                    count,
-                    name,
-                )
-            )
+        parts += _stacked_bar(
+            index=i,
+            label=label,
+            series=series,
+            colors=colors,
+            x=x,
+            bar_w=bar_w,
+            bottom_y=top + plot_h,
+            plot_h=plot_h,
+            peak=peak,
+        )
         if i % label_every == 0:
             parts.append(
                 format_html(

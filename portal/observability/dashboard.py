@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.utils.safestring import SafeString
 
 from portal.escalation import selectors as escalation_selectors
 
@@ -48,14 +49,10 @@ def _bucket_labels() -> list[str]:
     return [*labels, f">{format_seconds(selectors.LATENCY_BOUNDS_S[-1]).replace(' ', '')}"]
 
 
-def dashboard_context(
-    *, now: dt.datetime, hours: int, tenant_ids: set[int] | None = None
-) -> dict[str, Any]:
-    """Everything the dashboard shows, limited to ``tenant_ids`` (``None``: all tenants).
-
-    Process heartbeats are the only rows shown unscoped: they belong to no tenant.
-    """
-    since = now - dt.timedelta(hours=hours)
+def _gateway_panels(
+    *, since: dt.datetime, now: dt.datetime, hours: int, tenant_ids: set[int] | None
+) -> list[dict[str, Any]]:
+    """One panel per gateway: its attempts per hour by outcome, as totals and a chart."""
     label_every = max(hours // 8, 1)
     gateways = []
     for outcomes in selectors.attempt_outcomes_by_gateway(
@@ -77,12 +74,13 @@ def dashboard_context(
                 "legend": charts.legend(list(outcomes.counts)),
             }
         )
+    return gateways
 
-    dead_letters = selectors.dead_letters_by_reason(since=since, until=now, tenant_ids=tenant_ids)
-    overall, per_target = selectors.acceptance_latency(
-        since=since, until=now, tenant_ids=tenant_ids
-    )
-    latency_rows = [
+
+def _latency_rows(
+    overall: selectors.LatencySummary, per_target: list[selectors.LatencySummary]
+) -> list[dict[str, Any]]:
+    return [
         {
             "target": s.target_key,
             "count": s.count,
@@ -91,7 +89,12 @@ def dashboard_context(
         }
         for s in [overall, *per_target]
     ]
-    sla_rows = [
+
+
+def _sla_rows(
+    *, since: dt.datetime, now: dt.datetime, tenant_ids: set[int] | None
+) -> list[dict[str, Any]]:
+    return [
         {
             "target": row.target_key,
             "objective": ", ".join(format_seconds(o) for o in row.objectives_s) or "—",
@@ -105,6 +108,45 @@ def dashboard_context(
         }
         for row in selectors.sla_by_target(since=since, until=now, tenant_ids=tenant_ids)
     ]
+
+
+def _heartbeat_rows(*, now: dt.datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "worker": hb.worker_id,
+            "kind": hb.kind,
+            "age": format_seconds(max((now - hb.seen_at).total_seconds(), 0.0)),
+            # Past the readiness limit: a process that stopped (or hangs), not a live one.
+            "stale": (now - hb.seen_at).total_seconds() > settings.READINESS_MAX_HEARTBEAT_AGE_S,
+        }
+        for hb in selectors.heartbeats()[:50]
+    ]
+
+
+def _latency_chart(overall: selectors.LatencySummary) -> SafeString:
+    return charts.stacked_bar_chart(
+        labels=_bucket_labels(),
+        series={"accepted": overall.bucket_counts()},
+        title="Submission-to-acceptance latency of accepted intents",
+        label_every=3,
+        height=180,
+    )
+
+
+def dashboard_context(
+    *, now: dt.datetime, hours: int, tenant_ids: set[int] | None = None
+) -> dict[str, Any]:
+    """Everything the dashboard shows, limited to ``tenant_ids`` (``None``: all tenants).
+
+    Process heartbeats are the only rows shown unscoped: they belong to no tenant.
+    """
+    since = now - dt.timedelta(hours=hours)
+    gateways = _gateway_panels(since=since, now=now, hours=hours, tenant_ids=tenant_ids)
+    dead_letters = selectors.dead_letters_by_reason(since=since, until=now, tenant_ids=tenant_ids)
+    overall, per_target = selectors.acceptance_latency(
+        since=since, until=now, tenant_ids=tenant_ids
+    )
+    sla_rows = _sla_rows(since=since, now=now, tenant_ids=tenant_ids)
     backlog = selectors.backlog(now=now, tenant_ids=tenant_ids)
     # Escalations concern the whole service: only viewers of every tenant see them.
     episodes = escalation_selectors.open_and_recent_episodes() if tenant_ids is None else None
@@ -115,31 +157,15 @@ def dashboard_context(
         "since": since,
         "backlog": backlog,
         "oldest_due_age": format_seconds(backlog.oldest_due_age_s),
-        "heartbeats": [
-            {
-                "worker": hb.worker_id,
-                "kind": hb.kind,
-                "age": format_seconds(max((now - hb.seen_at).total_seconds(), 0.0)),
-                # Past the readiness limit: a process that stopped (or hangs), not a live one.
-                "stale": (now - hb.seen_at).total_seconds()
-                > settings.READINESS_MAX_HEARTBEAT_AGE_S,
-            }
-            for hb in selectors.heartbeats()[:50]
-        ],
+        "heartbeats": _heartbeat_rows(now=now),
         "gateways": gateways,
         "dead_letters": dead_letters,
         "dead_letter_chart": charts.horizontal_bar_chart(
             items=dead_letters, title="Dead letters created in the window, by reason"
         ),
         "delivery": selectors.delivery_by_status(since=since, until=now, tenant_ids=tenant_ids),
-        "latency_rows": latency_rows,
-        "latency_chart": charts.stacked_bar_chart(
-            labels=_bucket_labels(),
-            series={"accepted": overall.bucket_counts()},
-            title="Submission-to-acceptance latency of accepted intents",
-            label_every=3,
-            height=180,
-        ),
+        "latency_rows": _latency_rows(overall, per_target),
+        "latency_chart": _latency_chart(overall),
         "sla_rows": sla_rows,
         "timed_out_count": timed_out.count(),
         "timed_out": list(timed_out[:RECONCILE_ROWS]),

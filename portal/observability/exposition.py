@@ -14,7 +14,7 @@ database at scrape time, so they are right whichever process serves the scrape.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from django.db import DatabaseError
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -33,6 +33,9 @@ from .logging import get_logger
 logger = get_logger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# prometheus-client leaves MultiProcessCollector's constructor unannotated: typed here once.
+_multiprocess_collector: Callable[..., object] = MultiProcessCollector
 
 
 class DatabaseCollector:
@@ -60,82 +63,87 @@ class DatabaseCollector:
             return
         up.add_metric([], 1)
         yield up
-        yield _gauge(
-            "portal_backlog_due_intents", "Pending intents due now, not yet claimed", backlog.due
-        )
-        yield _gauge(
-            "portal_backlog_scheduled_intents",
-            "Pending intents scheduled for a later attempt",
-            backlog.scheduled,
-        )
-        yield _gauge(
-            "portal_backlog_in_flight_intents", "Intents leased to a worker", backlog.in_flight
-        )
-        yield _gauge(
-            "portal_backlog_expired_leases",
-            "In-flight intents whose lease has expired (the sweeper reclaims them)",
-            backlog.expired_leases,
-        )
-        yield _gauge(
-            "portal_backlog_oldest_due_age_seconds",
-            "Age of the oldest due, unclaimed intent (0 when none): the dispatch lag",
-            backlog.oldest_due_age_s,
-        )
-        yield _gauge(
-            "portal_dead_letters_open",
-            "Dead letters waiting for an operator",
-            backlog.open_dead_letters_total,
-        )
-        by_reason = GaugeMetricFamily(
-            "portal_dead_letters_open_by_reason",
-            "Dead letters waiting for an operator, by reason",
-            labels=["reason"],
-        )
-        for reason, count in sorted(backlog.open_dead_letters.items()):
-            by_reason.add_metric([reason], count)
-        yield by_reason
-        yield _gauge(
-            "portal_replay_requests_pending",
-            "Replay requests waiting for an approver",
-            backlog.pending_replays,
-        )
-        ages = GaugeMetricFamily(
+        yield from _backlog_gauges(backlog)
+        yield _labelled_gauge(
             "portal_worker_heartbeat_age_seconds",
             "Seconds since the youngest heartbeat of each kind of process",
-            labels=["kind"],
+            label="kind",
+            values=heartbeat_ages,
         )
-        for kind, age in sorted(heartbeat_ages.items()):
-            ages.add_metric([kind], age)
-        yield ages
-        circuit = GaugeMetricFamily(
+        yield _labelled_gauge(
             "portal_connection_circuit_state",
             "Circuit breaker of each connection: 0 closed, 1 half-open, 2 open",
-            labels=["connection"],
+            label="connection",
+            values=circuits,
         )
-        for key, state in sorted(circuits.items()):
-            circuit.add_metric([key], state)
-        yield circuit
-        disabled = GaugeMetricFamily(
+        yield _labelled_gauge(
             "portal_webhook_endpoints_disabled",
             "Client webhook endpoints disabled now, by reason (gone: a 410; failing: every "
             "attempt failed for WEBHOOK_DISABLE_AFTER_S; client; operator)",
-            labels=["reason"],
+            label="reason",
+            values=disabled_endpoints,
         )
-        for reason, count in sorted(disabled_endpoints.items()):
-            disabled.add_metric([reason], count)
-        yield disabled
-        escalations = GaugeMetricFamily(
+        yield _labelled_gauge(
             "portal_escalation_episodes_open",
             "Escalation episodes open now, by rule kind",
-            labels=["kind"],
+            label="kind",
+            values=episodes_open,
         )
-        for kind, count in sorted(episodes_open.items()):
-            escalations.add_metric([kind], count)
-        yield escalations
         # A checkpoint of the audit chain outside the database: Prometheus keeps its
         # history, so a tail cut later (head row rewritten too) shows as a drop, and
         # `audit_verify --expect-at-least` can check against the highest value seen.
         yield _gauge("portal_audit_head_sequence", "Sequence of the newest audit event", audit_head)
+
+
+def _backlog_gauges(backlog: selectors.Backlog) -> Iterator[Metric]:
+    """The intents waiting, leased or dead-lettered, and the replays awaiting approval."""
+    yield _gauge(
+        "portal_backlog_due_intents", "Pending intents due now, not yet claimed", backlog.due
+    )
+    yield _gauge(
+        "portal_backlog_scheduled_intents",
+        "Pending intents scheduled for a later attempt",
+        backlog.scheduled,
+    )
+    yield _gauge(
+        "portal_backlog_in_flight_intents", "Intents leased to a worker", backlog.in_flight
+    )
+    yield _gauge(
+        "portal_backlog_expired_leases",
+        "In-flight intents whose lease has expired (the sweeper reclaims them)",
+        backlog.expired_leases,
+    )
+    yield _gauge(
+        "portal_backlog_oldest_due_age_seconds",
+        "Age of the oldest due, unclaimed intent (0 when none): the dispatch lag",
+        backlog.oldest_due_age_s,
+    )
+    yield _gauge(
+        "portal_dead_letters_open",
+        "Dead letters waiting for an operator",
+        backlog.open_dead_letters_total,
+    )
+    yield _labelled_gauge(
+        "portal_dead_letters_open_by_reason",
+        "Dead letters waiting for an operator, by reason",
+        label="reason",
+        values=backlog.open_dead_letters,
+    )
+    yield _gauge(
+        "portal_replay_requests_pending",
+        "Replay requests waiting for an approver",
+        backlog.pending_replays,
+    )
+
+
+def _labelled_gauge(
+    name: str, documentation: str, *, label: str, values: Mapping[str, float]
+) -> GaugeMetricFamily:
+    """One sample per label value, sorted by it."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -161,7 +169,7 @@ def scrape_registry(*, include_database: bool = True) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     path = multiprocess_dir()
     if path:
-        MultiProcessCollector(registry, path=path)
+        _multiprocess_collector(registry, path=path)
     else:
         registry.register(_ThisProcess())
     if include_database:

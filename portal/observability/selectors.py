@@ -377,6 +377,24 @@ def sla_by_target(
     if tenant_ids is not None:
         window &= Q(tenant__in=tenant_ids)
     terminal = Intent.objects.filter(window, status__in=TERMINAL_STATUSES, finished_at__gte=since)
+    totals = _sla_counts_by_target(window=window, terminal=terminal)
+    objectives, within = _accepted_within_objective(terminal.filter(status=IntentStatus.ACCEPTED))
+    return [
+        SlaRow(
+            target_key=key,
+            objectives_s=tuple(sorted(objectives.get(key, ()))),
+            submitted=entry["terminal"] + entry["open"],
+            terminal=entry["terminal"],
+            cancelled=entry["cancelled"],
+            accepted=entry["accepted"],
+            numerator=within.get(key, 0),
+        )
+        for key, entry in sorted(totals.items())
+    ]
+
+
+def _sla_counts_by_target(*, window: Q, terminal: QuerySet[Intent]) -> dict[str, _SlaCounts]:
+    """Terminal (cancelled, accepted) and still-open intents of the window, per target."""
     totals: dict[str, _SlaCounts] = {}
     for row in (
         terminal.values("target_key")
@@ -405,8 +423,14 @@ def sla_by_target(
             },
         )
         entry["open"] = open_row["n"]
+    return totals
 
-    accepted = terminal.filter(status=IntentStatus.ACCEPTED)
+
+def _accepted_within_objective(
+    accepted: QuerySet[Intent],
+) -> tuple[dict[str, set[float]], dict[str, int]]:
+    """Per target: its contracts' objectives (seconds), and how many accepted intents met
+    theirs, counted by the database once per distinct (target, objective) pair."""
     objectives: dict[str, set[float]] = {}
     within: dict[str, int] = {}
     pairs = (
@@ -425,18 +449,7 @@ def sla_by_target(
                 finished_at__lte=F("created_at") + dt.timedelta(seconds=seconds),
             ).count()
         )
-    return [
-        SlaRow(
-            target_key=key,
-            objectives_s=tuple(sorted(objectives.get(key, ()))),
-            submitted=entry["terminal"] + entry["open"],
-            terminal=entry["terminal"],
-            cancelled=entry["cancelled"],
-            accepted=entry["accepted"],
-            numerator=within.get(key, 0),
-        )
-        for key, entry in sorted(totals.items())
-    ]
+    return objectives, within
 
 
 # --- reconciliation ---------------------------------------------------------------------
@@ -468,7 +481,7 @@ def timed_out_intents(
     open_dead_letter = DeadLetter.objects.filter(
         intent=OuterRef("pk"), status=DeadLetterStatus.OPEN
     )
-    return (
+    timed_out: QuerySet[TimedOutIntent] = (
         _scoped(Intent.objects.all(), tenant_ids, "tenant")
         .filter(
             Q(status=IntentStatus.PENDING, attempts_count__gt=0)
@@ -487,3 +500,4 @@ def timed_out_intents(
         .defer("payload", "contract")
         .order_by("-last_attempt_at", "-id")
     )
+    return timed_out
