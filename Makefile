@@ -36,6 +36,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict intents gateways deadletters portal  # the application packages, strict (issue 15)
 	$(VENV)/bin/lint-imports  # the dependency rule: .importlinter
 	$(PY) manage.py makemigrations --check --dry-run -v1
 	DJANGO_SETTINGS_MODULE=portal.settings.production DEBUG=0 SECRET_KEY=check-deploy-$$(openssl rand -hex 32) \

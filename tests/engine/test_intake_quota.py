@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from intents import errors, selectors
+from intents import errors, rate_window, selectors
 from intents.models import (
     OPEN_STATUSES,
     ApiRateWindow,
@@ -111,7 +111,7 @@ def test_a_backlog_created_before_the_count_is_not_read_again(
     counted_at = frozen_clock.now
     frozen_clock.advance(1)
     checks = []
-    real = selectors.windows_count_since
+    real = rate_window.windows_count_since
 
     def spy(**kwargs):
         checks.append(kwargs)
