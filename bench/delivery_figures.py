@@ -1,6 +1,8 @@
 """Issue 12's and 16's figures, run by ``bench/run.py`` last: the engine through real
-provider peers (``bench/providers.py``, section ``providers``) and the receipts endpoint
-(``bench/receipts.py``, section ``receipts``). Each has a ``--skip-…`` option.
+provider peers (``bench/providers.py``, section ``providers``), the receipts endpoint
+(``bench/receipts.py``, section ``receipts``) and the engine with a client webhook
+endpoint per tenant (``bench/events.py``, section ``events``). Each has a ``--skip-…``
+option.
 """
 
 from __future__ import annotations
@@ -8,14 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bench import providers, receipts
+from bench import events, providers, receipts
 
 if TYPE_CHECKING:
     from bench.run import Bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("issue 12 and 16 figures (providers, receipts)")
+    group = parser.add_argument_group("issue 12 and 16 figures (providers, receipts, events)")
     group.add_argument(
         "--provider-messages", type=int, default=5_000, help="engine messages per path"
     )
@@ -29,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--receipt-messages", type=int, default=50_000, help="accepted intents to receipt"
     )
     group.add_argument("--skip-receipts", action="store_true")
+    group.add_argument(
+        "--events-messages", type=int, default=5_000, help="engine messages per events run"
+    )
+    group.add_argument("--skip-events", action="store_true")
 
 
 def run(args: argparse.Namespace, bench: Bench, results: dict) -> None:
@@ -60,6 +66,11 @@ def run(args: argparse.Namespace, bench: Bench, results: dict) -> None:
                 "(raise --receipt-messages)"
             )
 
+    if not args.skip_events:
+        r = events.measure(bench, messages=args.events_messages)
+        results["events"] = r
+        results["notes"].extend(events.shortfalls(r))
+
 
 def render(results: dict) -> list[str]:
     rows: list[tuple[str, str, str, str, str]] = []
@@ -67,6 +78,8 @@ def render(results: dict) -> list[str]:
         rows += providers.rows(results["providers"])
     if results.get("receipts"):
         rows += receipts.rows(results["receipts"])
+    if results.get("events"):
+        rows += events.rows(results["events"])
     if not rows:
         return []
     return [

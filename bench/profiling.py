@@ -10,7 +10,11 @@ For each it prints per-phase wall time without the profiler, the SQL statements 
 unit of work, and the top functions by cumulative and own time. Last, it times the
 open-intent quota query at ``--quota-sizes`` open intents. ``--receipts N`` first
 posts N signed simulator receipts (``POST /hooks/receipts/simulator-sms``, as the
-``receipts`` section) and prints their statements and profile. Drops its databases on exit.
+``receipts`` section) and prints their statements and profile. ``--events N`` runs the
+engine inline over N intents with one ``intent.accepted`` webhook endpoint for the tenant
+(the ``events`` section's setup, its loopback receiver in its own process), so over N
+intents and their N event deliveries, with the phases of the events path.
+Drops its databases on exit.
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ def main() -> int:
     parser.add_argument(
         "--receipts", type=int, default=0, help="also profile this many signed receipts"
     )
+    parser.add_argument(
+        "--events", type=int, default=0, help="also profile this many intents with an endpoint"
+    )
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
         "--pyinstrument",
@@ -103,6 +110,10 @@ def main() -> int:
             bench.prepare_template()
             dbname = bench.database("profile", template=bench.template)
             os.environ.update(bench.env(dbname))
+            if args.events:  # as the events section's processes (bench/events.py)
+                from bench import events
+
+                os.environ.update(events.engine_env())
             from bench import receipts
 
             os.environ["GATEWAY_SIMULATOR_RECEIPT_SECRET"] = receipts.RECEIPT_SECRET
@@ -115,12 +126,15 @@ def main() -> int:
                 profile_api(bench, args)
             if args.messages:
                 profile_engine(bench, dbname, args)
+            if args.events:
+                profile_events(bench, dbname, args)
             if args.quota_sizes:
                 sizes = [int(n) for n in args.quota_sizes.split(",") if n]
                 quota_scaling(bench, sizes, cap=100_000)
         finally:
             from django.db import connections
 
+            bench.children.stop_all()
             connections.close_all()
             bench.drop_databases()
     return 0
@@ -350,13 +364,6 @@ def api_phases(bench: Bench, post, requests: int, *, label: str, first: int) -> 
 
 
 def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from gateways import registry
-    from intents import dispatch, execution
-    from intents.models import Attempt
-
     def seed(prefix: str) -> None:
         with bench.server.connect(dbname) as conn:
             conn.execute("DELETE FROM intents_attempt")
@@ -364,14 +371,32 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
             insert_intents(conn, tenant_id=bench.tenant_id, count=args.messages, prefix=prefix)
             conn.commit()
 
-    def drain() -> None:
-        dispatcher = dispatch.Dispatcher(batch_size=100, inline=True, sweep_interval_s=1e9)
-        while dispatcher.claim_and_hand_off():
-            pass
+    profile_drain(seed, n=args.messages, top=args.top, what="messages")
+
+
+def drain() -> None:
+    """Claim and execute inline until nothing is due (new deliveries included)."""
+    from intents import dispatch
+
+    dispatcher = dispatch.Dispatcher(batch_size=100, inline=True, sweep_interval_s=1e9)
+    while dispatcher.claim_and_hand_off():
+        pass
+
+
+def profile_drain(seed, *, n: int, top: int, what: str, wraps=()) -> None:
+    """Phases without the profiler, then the same under cProfile with its SQL."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from gateways import registry
+    from intents import dispatch, execution
+    from intents.models import Attempt
 
     # Pass 1: phases, timed without the profiler.
     seed("t-")
     timer = PhaseTimer()
+    for owner, name, label in wraps:
+        timer.wrap(owner, name, label)
     timer.wrap(dispatch, "claim_from", "claim (due tenants, select for update + lease)")
     timer.wrap(execution, "record_outcomes", "record (lock, decide, bulk write)")
     timer.wrap(execution, "_save", "  of which _save (intent UPDATEs + attempt INSERT)")
@@ -383,9 +408,8 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
     drain()
     total = time.perf_counter() - t0
     timer.restore()
-    n = args.messages
     print(
-        f"\n=== engine phases without the profiler (inline, 1 process): {n} messages in "
+        f"\n=== engine phases without the profiler (inline, 1 process): {n} {what} in "
         f"{total:.2f} s = {n / total:,.1f}/s"
     )
     for label, seconds in timer.seconds.items():
@@ -401,13 +425,51 @@ def profile_engine(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
         profile.disable()
         elapsed = time.perf_counter() - t0
     report(
-        "engine claim + execute + record (inline, 1 process, profiled)",
+        f"engine claim + execute + record (inline, 1 process, profiled; per {what[:-1]})",
         profile,
         elapsed,
         n,
         captured.captured_queries,
-        args.top,
+        top,
     )
+
+
+def profile_events(bench: Bench, dbname: str, args: argparse.Namespace) -> None:
+    """The engine over ``args.events`` intents of a tenant with one ``intent.accepted``
+    endpoint: each accepted intent writes an event whose delivery the same drain sends."""
+    from bench.events import EVENT_TYPE
+    from bench.procs import PY, wait_until
+    from bench.run import free_port, http_answers
+    from gateways.providers.webhook import WebhookEndpointProvider
+    from portal.accounts.models import Tenant
+    from portal.audit.services import Actor
+    from portal.events import receivers, services
+
+    port = free_port()
+    services.webhook_endpoint_create(
+        tenant=Tenant.objects.get(pk=bench.tenant_id),
+        url=f"http://127.0.0.1:{port}/hooks/portal",
+        event_types=[EVENT_TYPE],
+        actor=Actor.system("bench"),
+    )
+    argv = [PY, "-m", "bench.provider_peers", "events", "--port", str(port)]
+    bench.children.start("peer_events", argv, dict(os.environ))
+    wait_until(lambda: http_answers(port), timeout=60, what="the event receiver")
+
+    def seed(prefix: str) -> None:
+        with bench.server.connect(dbname) as conn:
+            for table in ("events_webhookevent", "intents_attempt", "intents_intent"):
+                conn.execute(f"DELETE FROM {table}")
+            insert_intents(conn, tenant_id=bench.tenant_id, count=args.events, prefix=prefix)
+            conn.commit()
+
+    wraps = [  # where the receivers call them (each imported its own name)
+        (receivers, "events_write_for_changes", "outbox: events + deliveries written"),
+        (receivers, "endpoints_record_attempts", "endpoint health recorded"),
+        (WebhookEndpointProvider, "_pinned", "webhook_endpoint: resolve + check address"),
+        (WebhookEndpointProvider, "_signed_headers", "webhook_endpoint: sign"),
+    ]
+    profile_drain(seed, n=args.events, top=args.top, what="intents", wraps=wraps)
 
 
 if __name__ == "__main__":

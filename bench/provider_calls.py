@@ -1,12 +1,14 @@
 """Client CPU per gateway call, by path, without the engine or a database.
 
-    .venv/bin/python bench/provider_calls.py [--paths simulator,webhook,smtp] [--batches 20]
+    .venv/bin/python bench/provider_calls.py [--paths simulator,webhook,smtp,endpoint]
+                                             [--batches 20]
                                              [--profile PATH]
 
 Not part of ``make bench``: the tool behind the providers section's findings
 (docs/performance.md). It starts the same peers as that section (the gateway simulator,
 the webhook receiver and the SMTP sink of ``bench/provider_peers.py``, each its own
-process), then sends ``--batches`` batches of 100 concurrent messages per path, each
+process; ``endpoint``: the ``events`` section's receiver, served by the
+``webhook_endpoint`` provider of client webhooks), then sends ``--batches`` batches of 100 concurrent messages per path, each
 batch in its own ``GatewaySession`` inside its own ``asyncio.run`` as
 ``intents.execution`` does, and prints msg/s and this process's CPU per message.
 ``--profile PATH`` prints a cProfile of that path (CPU clock) instead of timing it.
@@ -28,6 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: import from the checkout, not bench/
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench import events
 from bench.procs import PY, Children, wait_until
 from bench.providers import WEBHOOK_SECRET
 
@@ -36,7 +39,7 @@ BATCH = 100
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--paths", default="simulator,webhook,smtp")
+    parser.add_argument("--paths", default="simulator,webhook,smtp,endpoint")
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--profile", default="", help="a path to profile instead")
     parser.add_argument("--top", type=int, default=30)
@@ -44,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     from bench.providers import _listens
     from bench.run import free_port, http_answers
 
-    ports = {"simulator": free_port(), "webhook": free_port(), "smtp": free_port()}
+    ports = {n: free_port() for n in ("simulator", "webhook", "smtp", "endpoint")}
     os.environ.update(
         DJANGO_SETTINGS_MODULE="bench.settings",
         BENCH_GATEWAY_ADAPTERS="product",
         GATEWAY_HTTP_URL=f"http://127.0.0.1:{ports['simulator']}/http",
         BENCH_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        **events.engine_env(),  # the endpoint is http on loopback (DEBUG on, CIDR allowed)
     )
     os.environ.setdefault("DATABASE_URL", "sqlite:///:memory:")  # never opened
     import tempfile
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             "webhook": [PY, "-m", "bench.provider_peers", "webhook", "--port",
                         str(ports["webhook"])],
             "smtp": [PY, "-m", "bench.provider_peers", "smtp", "--port", str(ports["smtp"])],
+            "endpoint": [PY, "-m", "bench.provider_peers", "events", "--port",
+                         str(ports["endpoint"])],
         }  # fmt: skip
         try:
             for name, argv_ in peers.items():
@@ -89,6 +95,13 @@ def _measure(args: argparse.Namespace, ports: dict[str, int]) -> int:
             provider="webhook",
             channel="http",
             settings={"url": f"http://127.0.0.1:{ports['webhook']}/in"},
+            secrets={"signing_secret": "env:BENCH_WEBHOOK_SECRET"},
+        ),
+        "endpoint": ConnectionConfig(
+            key="webhook-endpoint:bench",
+            provider="webhook_endpoint",
+            channel="http",
+            settings={"url": f"http://127.0.0.1:{ports['endpoint']}/hooks/portal"},
             secrets={"signing_secret": "env:BENCH_WEBHOOK_SECRET"},
         ),
         "smtp": ConnectionConfig(

@@ -2,6 +2,8 @@
 
     python -m bench.provider_peers smtp --port P [--latency-ms L]
     python -m bench.provider_peers webhook --port P [--latency-ms L]
+    python -m bench.provider_peers events --port P
+
 
 ``smtp``: an aiosmtpd server that takes every message (``250 OK`` after ``L`` ms on
 ``DATA``, the command that carries it) and keeps nothing but a count. ``webhook``: a
@@ -9,6 +11,11 @@ receiver on the same threaded stdlib server as the gateway simulator (one thread
 connection, HTTP/1.1 keep-alive, no Nagle) that reads the body, verifies nothing and
 answers ``200 {"id": …}`` after ``L`` ms. Both write one line once they listen and run
 until SIGTERM; the simulator itself is ``manage.py run_gateway_simulator --latency-ms``.
+
+``events``: the client's receiver of the ``events`` section (``bench/events.py``), an
+asyncio protocol on one thread: no thread per connection, so the ~100 connections a
+batch opens at once cost it little CPU and it stays out of the engine's way. It reads
+each request's body, verifies nothing and answers ``200 {"id": …}`` at once.
 """
 
 from __future__ import annotations
@@ -88,17 +95,82 @@ def serve_webhook(port: int, latency_s: float, stop: threading.Event) -> None:
         server.server_close()
 
 
+class EventReceiver(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, just enough of it: a request is its headers up to the blank
+    line and ``Content-Length`` bytes of body; each is answered 200 in order."""
+
+    ids = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while self.transport is not None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].decode("latin-1")
+            lines = head.split("\r\n")
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip() or 0)
+            if len(self.buffer) < end + 4 + length:
+                return  # the body is still coming
+            self.buffer = self.buffer[end + 4 + length :]
+            self.answer(lines[0])
+
+    def answer(self, request_line: str) -> None:
+        assert self.transport is not None
+        method, _, rest = request_line.partition(" ")
+        body = b'{"id":"event-%d"}' % next(self.ids)
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        self.transport.write(head if method == "HEAD" else head + body)
+        if rest.endswith("HTTP/1.0"):  # the bench's liveness probe
+            self.transport.close()
+            self.transport = None
+
+
+def serve_events(port: int, latency_s: float, stop: threading.Event) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(EventReceiver, "127.0.0.1", port, backlog=512)
+        print(f"event receiver listening on 127.0.0.1:{port}", flush=True)
+        async with server:
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+
+    asyncio.run(serve())
+
+
+SERVERS = {"smtp": serve_smtp, "webhook": serve_webhook, "events": serve_events}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="a peer of the providers bench section")
-    parser.add_argument("kind", choices=("smtp", "webhook"))
+    parser.add_argument("kind", choices=sorted(SERVERS))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    serve = serve_smtp if args.kind == "smtp" else serve_webhook
-    serve(args.port, args.latency_ms / 1000, stop)
+    SERVERS[args.kind](args.port, args.latency_ms / 1000, stop)
     return 0
 
 

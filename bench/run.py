@@ -62,6 +62,12 @@ ENGINE_TARGET_RATIO = 0.5
 API_TARGET_RATIO = 0.6
 WARMUP_MESSAGES = 300
 TERMINAL = ("accepted", "failed", "exhausted", "expired", "cancelled")
+# Internal intents (webhook event deliveries) made after the release (epoch seconds).
+INTERNAL_STATS = """
+SELECT count(*), count(*) FILTER (WHERE status = 'accepted'),
+       count(*) FILTER (WHERE status = ANY(%(terminal)s)), extract(epoch FROM max(finished_at))
+FROM intents_intent WHERE internal AND created_at >= to_timestamp(%(released)s)
+"""
 
 
 def free_port() -> int:
@@ -150,11 +156,14 @@ class Bench:
         template: str | None = None,
         target: str = "sms.otp",
         payload: str = SMS_PAYLOAD,
+        deliveries: bool = False,
     ) -> dict:
         """Seed, release ``messages`` intents at once, time them to the last terminal.
 
         ``template`` (default: the bench's) is the database copied; ``target`` and
-        ``payload`` (a SQL expression, ``bench.pg.insert_intents``) what is seeded."""
+        ``payload`` (a SQL expression, ``bench.pg.insert_intents``) what is seeded.
+        ``deliveries``: the internal intents (webhook event deliveries) made after the
+        release count too: timed to the last of them, and counted apart."""
         dbname = self.database(kind, template=template or self.template)
         names = start_processes(dbname)
         n = messages or self.args.messages
@@ -189,12 +198,24 @@ class Bench:
                 """,
                 ("m-%",),
             )
+            internal = (
+                row(conn, INTERNAL_STATS, {"terminal": list(TERMINAL), "released": released})
+                if deliveries
+                else None
+            )
             elapsed_to_now = db_clock(conn) - released
         cpu = self.children.cpu_seconds(*names) - cpu_before
         self.children.stop(*names)
         accepted, terminal, last_finished = stats
+        extra: dict[str, Any] = {}
+        if internal is not None:
+            keys = ("deliveries", "deliveries_accepted", "deliveries_terminal")
+            extra = dict(zip(keys, internal[:3], strict=True))
+            if internal[3] is not None:
+                last_finished = max(float(last_finished), float(internal[3]))
         elapsed = (float(last_finished) - released) if drained else elapsed_to_now
         return {
+            **extra,
             "messages": n,
             "accepted": accepted,
             "terminal": terminal,
@@ -535,6 +556,7 @@ SECTIONS = (
     "memory",
     "providers",
     "receipts",
+    "events",
 )
 
 

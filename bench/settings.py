@@ -4,7 +4,9 @@
 database. ``BENCH_GATEWAY_LATENCY_S`` adds a simulated per-call gateway latency.
 ``BENCH_GATEWAY_ADAPTERS=product`` keeps the product's channel adapters (the
 ``providers`` section sends to a real simulator over HTTP).
-DEBUG stays off: with DEBUG on, Django keeps every query in memory.
+DEBUG stays off: with DEBUG on, Django keeps every query in memory (the last 9,000).
+``BENCH_DEBUG=1`` turns it on for the ``events`` section alone, in both of its runs: the
+product calls a client's ``http://`` endpoint (the loopback receiver) only with DEBUG on.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 
 from portal.settings.dev import *  # noqa: F403
 
-DEBUG = False
+DEBUG = os.environ.get("BENCH_DEBUG") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 _INPROCESS = "gateways.adapters.inprocess.InProcessGateway"

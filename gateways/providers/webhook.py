@@ -172,9 +172,24 @@ class WebhookEndpointProvider(WebhookProvider):
     URL's host as ``Host`` and as the TLS server name (so the certificate is still
     checked against it), so a DNS answer that changes after the check cannot redirect
     it. A refusal is permanent for the event: the endpoint must be fixed.
+
+    The provider lives for one batch (``GatewaySession`` builds it once per connection
+    per batch), and so does its resolution: the batch's deliveries to the endpoint share
+    one lookup and one check (the first to ask starts it, the others await it), and each
+    goes to that checked address. The next batch resolves afresh.
     """
 
     name = "webhook_endpoint"
+
+    def __init__(
+        self,
+        *,
+        config: ConnectionConfig,
+        client: httpx.AsyncClient | None,
+        secrets: SecretSource,
+    ) -> None:
+        super().__init__(config=config, client=client, secrets=secrets)
+        self._resolved: dict[str, asyncio.Future[tuple[str, str, str]]] = {}
 
     async def request(
         self,
@@ -194,7 +209,16 @@ class WebhookEndpointProvider(WebhookProvider):
         return HttpAnswer(response.status_code, response.headers, raw)
 
     async def _pinned(self, url: str) -> tuple[str, str, str]:
-        """(the URL with the checked address for its host, the Host header, the TLS name)."""
+        """(the URL with the checked address for its host, the Host header, the TLS name),
+        resolved and checked once per URL for this provider's batch."""
+        resolving = self._resolved.get(url)
+        if resolving is None:
+            resolving = asyncio.ensure_future(self._resolve_and_check(url))
+            self._resolved[url] = resolving
+        # Shielded: one delivery's timeout must not cancel the lookup the others await.
+        return await asyncio.shield(resolving)
+
+    async def _resolve_and_check(self, url: str) -> tuple[str, str, str]:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
