@@ -24,35 +24,42 @@ def _parse_instant(value: Any, *, name: str, end_of_day: bool = False) -> dt.dat
     """An aware UTC datetime from a datetime, an ISO 8601 string or a plain date."""
     if value in (None, ""):
         return None
-    parsed: dt.datetime | None
+    parsed: dt.datetime
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, dt.date):
-        parsed = dt.datetime.combine(value, dt.time.min)
-        if end_of_day:
-            parsed += dt.timedelta(days=1)
+        parsed = _day_start(value, end_of_day=end_of_day)
     else:
-        text = str(value).strip()
-        try:
-            parsed = parse_datetime(text.replace("Z", "+00:00"))
-            day = None if parsed is not None else parse_date(text)
-            if parsed is None and day is not None:
-                parsed = dt.datetime.combine(day, dt.time.min)
-                if end_of_day:
-                    parsed += dt.timedelta(days=1)
-        except (ValueError, OverflowError):
-            parsed, day = None, None
-        if parsed is None:
-            raise InvalidRequest(
-                f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), "
-                f"not {text!r}."
-            )
+        parsed = _parse_instant_text(str(value).strip(), name=name, end_of_day=end_of_day)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     try:
         return parsed.astimezone(dt.UTC)
     except OverflowError:
         raise InvalidRequest(f"{name} is out of range.") from None
+
+
+def _parse_instant_text(text: str, *, name: str, end_of_day: bool) -> dt.datetime:
+    """An ISO 8601 datetime or plain date, as written; InvalidRequest for anything else."""
+    try:
+        parsed = parse_datetime(text.replace("Z", "+00:00"))
+        if parsed is None:
+            day = parse_date(text)
+            if day is not None:
+                parsed = _day_start(day, end_of_day=end_of_day)
+    except (ValueError, OverflowError):
+        parsed = None
+    if parsed is None:
+        raise InvalidRequest(
+            f"{name} must be an ISO 8601 date or time (e.g. 2026-01-05T12:00:00Z), not {text!r}."
+        )
+    return parsed
+
+
+def _day_start(day: dt.date, *, end_of_day: bool) -> dt.datetime:
+    """Midnight at the start of ``day``, or at its end (the next day's start)."""
+    start = dt.datetime.combine(day, dt.time.min)
+    return start + dt.timedelta(days=1) if end_of_day else start
 
 
 #: dead-letter ids one plan may name (one IN list)

@@ -181,6 +181,26 @@ def validate_connection(raw: dict[str, Any]) -> dict[str, Any]:
     provider = raw.get("provider")
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(sorted(PROVIDERS))}")
+    channel = _channel(raw, provider)
+    rate = raw.get("rate_per_second")
+    if rate is not None:
+        rate = _positive(rate, "rate_per_second")
+    provider_settings = _provider_settings(raw.get("settings", {}))
+    secrets = _secret_references(raw.get("secrets", {}))
+    return {
+        "key": key,
+        "provider": provider,
+        "channel": channel,
+        "description": str(raw.get("description", "")),
+        "rate_per_second": rate,
+        "circuit": _circuit(raw.get("circuit")),
+        "settings": provider_settings,
+        "secrets": secrets,
+    }
+
+
+def _channel(raw: dict[str, Any], provider: str) -> Any:
+    """The file's channel, or the one its provider serves; one of ``CHANNELS``."""
     channel = raw.get("channel", PROVIDER_CHANNELS.get(provider))
     if channel is None:
         raise ValueError(f"channel is required for provider {provider!r}")
@@ -188,10 +208,11 @@ def validate_connection(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
     if provider in PROVIDER_CHANNELS and channel != PROVIDER_CHANNELS[provider]:
         raise ValueError(f"provider {provider!r} serves channel {PROVIDER_CHANNELS[provider]!r}")
-    rate = raw.get("rate_per_second")
-    if rate is not None:
-        rate = _positive(rate, "rate_per_second")
-    provider_settings = raw.get("settings", {})
+    return channel
+
+
+def _provider_settings(provider_settings: Any) -> dict[str, Any]:
+    """``[settings]``, which holds no credential (those are references under ``[secrets]``)."""
     if not isinstance(provider_settings, dict):
         raise ValueError("[settings] must be a table")
     for name in provider_settings:
@@ -199,7 +220,11 @@ def validate_connection(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"settings.{name} looks like a credential: put a reference under [secrets]"
             )
-    secrets = raw.get("secrets", {})
+    return provider_settings
+
+
+def _secret_references(secrets: Any) -> dict[str, str]:
+    """A copy of ``[secrets]``, each value a valid reference (never quoted in an error)."""
     if not isinstance(secrets, dict):
         raise ValueError("[secrets] must be a table of references")
     for name, reference in secrets.items():
@@ -209,16 +234,7 @@ def validate_connection(raw: dict[str, Any]) -> dict[str, Any]:
             check_reference(reference)
         except ValueError as exc:
             raise ValueError(f"secrets.{name}: {exc}") from None
-    return {
-        "key": key,
-        "provider": provider,
-        "channel": channel,
-        "description": str(raw.get("description", "")),
-        "rate_per_second": rate,
-        "circuit": _circuit(raw.get("circuit")),
-        "settings": provider_settings,
-        "secrets": dict(secrets),
-    }
+    return dict(secrets)
 
 
 def load_connection_file(path: Path) -> ConnectionSpec | None:

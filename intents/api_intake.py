@@ -155,30 +155,44 @@ def plain_submission(body: bytes) -> dict[str, Any] | None:
         return None
     if not data.keys() <= _FIELDS or "payload" not in data:
         return None
-    target = data.get("target")
-    if not isinstance(target, str) or len(target) > 100 or not _full(KEY_PATTERN, target):
-        return None
-    version = data.get("contract_version")
-    if version is not None and not (
-        isinstance(version, str) and len(version) <= 16 and _full(VERSION_PATTERN, version)
-    ):
+    if not _plain_target_and_version(data):
         return None
     deadline = data.get("deadline_seconds")
     if deadline is not None:
-        if isinstance(deadline, bool) or not isinstance(deadline, int | float):
-            return None
-        if not MIN_DEADLINE_SECONDS <= deadline <= MAX_DEADLINE_SECONDS:
+        if not _plain_deadline(deadline):
             return None
         data["deadline_seconds"] = float(deadline)
-    if "metadata" in data:
-        metadata = data["metadata"]
-        if not isinstance(metadata, dict) or json_holds_nul(metadata):
-            return None
+    if "metadata" in data and not _plain_metadata(data["metadata"]):
+        return None
     try:
         json.dumps([data["payload"], data.get("metadata")], allow_nan=False)
     except ValueError:
         return None
     return data
+
+
+def _plain_target_and_version(data: dict[str, Any]) -> bool:
+    """``target`` a registry key of at most 100 characters; ``contract_version`` absent,
+    null or a "MAJOR.MINOR" string of at most 16."""
+    target = data.get("target")
+    if not isinstance(target, str) or len(target) > 100 or not _full(KEY_PATTERN, target):
+        return False
+    version = data.get("contract_version")
+    return version is None or (
+        isinstance(version, str) and len(version) <= 16 and _full(VERSION_PATTERN, version)
+    )
+
+
+def _plain_deadline(deadline: Any) -> bool:
+    """A number (not a boolean) within the deadline bounds."""
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+        return False
+    return MIN_DEADLINE_SECONDS <= deadline <= MAX_DEADLINE_SECONDS
+
+
+def _plain_metadata(metadata: Any) -> bool:
+    """An object with no U+0000 in it."""
+    return isinstance(metadata, dict) and not json_holds_nul(metadata)
 
 
 def _full(pattern: re.Pattern[str], value: str) -> bool:

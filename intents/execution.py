@@ -364,6 +364,12 @@ def _count(
 ) -> None:
     # Counted per label first: a metric's ``labels()`` lookup costs more than the count.
     gateway_of = {i.id: i.contract["gateway"] for i in changed}
+    _count_attempts(attempts, gateway_of)
+    _count_intents(changed, gateway_of, deferred_ids)
+
+
+def _count_attempts(attempts: list[Attempt], gateway_of: dict[int, str]) -> None:
+    """Attempts per gateway and outcome, and their durations (a lost lease has none)."""
     attempt_counts: Counter[tuple[str, str]] = Counter()
     durations: dict[str, list[float]] = {}
     for attempt in attempts:
@@ -374,6 +380,12 @@ def _count(
     for (gateway, outcome), count in attempt_counts.items():
         metrics.ATTEMPTS.labels(gateway=gateway, outcome=outcome).inc(count)
     _observe_each(metrics.ATTEMPT_DURATION, "gateway", durations)
+
+
+def _count_intents(
+    changed: list[Intent], gateway_of: dict[int, str], deferred_ids: frozenset[int]
+) -> None:
+    """Retries scheduled per gateway, intents finished per reason, acceptance latency."""
     retries: Counter[str] = Counter()
     finished: Counter[str] = Counter()
     latencies: dict[str, list[float]] = {}

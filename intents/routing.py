@@ -15,7 +15,7 @@ import datetime as dt
 from typing import Any
 
 from gateways.base import Outcome
-from gateways.circuit import Admission, circuit_claim_probe, circuit_views
+from gateways.circuit import Admission, CircuitView, circuit_claim_probe, circuit_views
 from gateways.connections import DEFAULT_CONNECTIONS, ConnectionSpec, connection_specs
 from gateways.throttle import throttle_acquire
 
@@ -102,28 +102,38 @@ def plan_batch(batch: list[tuple[Intent, float]], *, now: dt.datetime) -> Plan:
             if spec is None:
                 still_waiting.append(candidate)  # retired meanwhile: try the next one
                 continue
-            admission = views[key].admission(now)
+            admission = _admission(key, views[key], probes, now=now)
             if admission is Admission.PROBE:
-                if key not in probes:
-                    probes[key] = circuit_claim_probe(key=key, now=now)
-                if probes[key]:
-                    probes[key] = False  # one probe per circuit
-                    plan.routes.append(
-                        Route(candidate.intent, candidate.timeout_s, spec, index, probe=True)
-                    )
-                    continue
-                admission = Admission.REFUSED
-            if admission is Admission.REFUSED:
+                plan.routes.append(
+                    Route(candidate.intent, candidate.timeout_s, spec, index, probe=True)
+                )
+            elif admission is Admission.REFUSED:
                 candidate.refusals.append((views[key].refused_until(now), CIRCUIT_OPEN, key))
                 still_waiting.append(candidate)
-                continue
-            wanted.setdefault(key, []).append((candidate, index))
+            else:
+                wanted.setdefault(key, []).append((candidate, index))
         for key, group in wanted.items():
             still_waiting += _route_within_rate(plan, key, specs[key], group, now=now)
         waiting = still_waiting
     for candidate in waiting:
         _give_up(plan, candidate)
     return plan
+
+
+def _admission(
+    key: str, view: CircuitView, probes: dict[str, bool], *, now: dt.datetime
+) -> Admission:
+    """The circuit's answer for one send through ``key``: a half-open circuit admits
+    the one probe this batch claims (in ``probes``, once per batch), and refuses the rest."""
+    admission = view.admission(now)
+    if admission is not Admission.PROBE:
+        return admission
+    if key not in probes:
+        probes[key] = circuit_claim_probe(key=key, now=now)
+    if probes[key]:
+        probes[key] = False  # one probe per circuit
+        return Admission.PROBE
+    return Admission.REFUSED
 
 
 def _route_within_rate(

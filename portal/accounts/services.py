@@ -151,50 +151,68 @@ def _registered_target_keys() -> set[str]:
 
 
 def _validated_limits(changes: dict[str, Any]) -> dict[str, Any]:
-    for name in ("rate_limit_per_minute", "max_open_intents"):
+    """``changes`` checked limit by limit, in ``TENANT_LIMIT_FIELDS`` order (so the first
+    problem reported does not depend on the caller's order), ``allowed_targets`` sorted."""
+    for name, check in _LIMIT_CHECKS:
         if name in changes:
-            value = changes[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidRequest(f"{name} must be a whole number >= 0.", field=name)
-    if "allow_all_targets" in changes and not isinstance(changes["allow_all_targets"], bool):
-        raise InvalidRequest("allow_all_targets must be true or false.", field="allow_all_targets")
-    if "allowed_targets" in changes:
-        targets = changes["allowed_targets"]
-        if not isinstance(targets, list | tuple) or not all(
-            isinstance(key, str) and key for key in targets
-        ):
-            raise InvalidRequest(
-                "allowed_targets must be a list of target keys.", field="allowed_targets"
-            )
-        unknown = sorted(set(targets) - _registered_target_keys())
-        if unknown:
-            raise InvalidRequest(
-                f"Unknown target key(s): {', '.join(unknown)}; the registry has "
-                f"{', '.join(sorted(_registered_target_keys())) or 'none'}.",
-                field="allowed_targets",
-            )
-        changes["allowed_targets"] = sorted(set(targets))
-    if "retry_overrides" in changes:
-        overrides = changes["retry_overrides"]
-        if not isinstance(overrides, dict):
-            raise InvalidRequest("retry_overrides must be an object.", field="retry_overrides")
-        bounds = settings.TENANT_RETRY_BOUNDS
-        for key, value in overrides.items():
-            if key not in bounds:
-                raise InvalidRequest(
-                    f"retry_overrides may only set: {', '.join(sorted(bounds))} (not {key}).",
-                    field="retry_overrides",
-                )
-            low, high = bounds[key]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidRequest(
-                    f"retry_overrides.{key} must be a number.", field="retry_overrides"
-                )
-            if not low <= value <= high:
-                raise InvalidRequest(
-                    f"retry_overrides.{key} must be within {low}..{high}.", field="retry_overrides"
-                )
+            changes[name] = check(name, changes[name])
     return changes
+
+
+def _whole_number(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequest(f"{name} must be a whole number >= 0.", field=name)
+    return value
+
+
+def _true_or_false(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be true or false.", field=name)
+    return value
+
+
+def _target_keys(name: str, targets: Any) -> list[str]:
+    """Registered target keys, without duplicates, sorted."""
+    if not isinstance(targets, list | tuple) or not all(
+        isinstance(key, str) and key for key in targets
+    ):
+        raise InvalidRequest(f"{name} must be a list of target keys.", field=name)
+    unknown = sorted(set(targets) - _registered_target_keys())
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown target key(s): {', '.join(unknown)}; the registry has "
+            f"{', '.join(sorted(_registered_target_keys())) or 'none'}.",
+            field=name,
+        )
+    return sorted(set(targets))
+
+
+def _retry_overrides(name: str, overrides: Any) -> dict[str, Any]:
+    """Only the retry settings ``TENANT_RETRY_BOUNDS`` lists, each within its bounds."""
+    if not isinstance(overrides, dict):
+        raise InvalidRequest(f"{name} must be an object.", field=name)
+    bounds = settings.TENANT_RETRY_BOUNDS
+    for key, value in overrides.items():
+        if key not in bounds:
+            raise InvalidRequest(
+                f"{name} may only set: {', '.join(sorted(bounds))} (not {key}).", field=name
+            )
+        low, high = bounds[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequest(f"{name}.{key} must be a number.", field=name)
+        if not low <= value <= high:
+            raise InvalidRequest(f"{name}.{key} must be within {low}..{high}.", field=name)
+    return overrides
+
+
+# Each limit's check, in TENANT_LIMIT_FIELDS order: the value to store, or InvalidRequest.
+_LIMIT_CHECKS: tuple[tuple[str, Callable[[str, Any], Any]], ...] = (
+    ("rate_limit_per_minute", _whole_number),
+    ("max_open_intents", _whole_number),
+    ("allow_all_targets", _true_or_false),
+    ("allowed_targets", _target_keys),
+    ("retry_overrides", _retry_overrides),
+)
 
 
 def tenant_limits_update(

@@ -114,37 +114,44 @@ def _destinations(raw: Any, providers: dict[str, str]) -> list[dict[str, Any]]:
         raise ValueError("destinations must be a non-empty list of connection keys")
     found: list[dict[str, Any]] = []
     for entry in raw:
-        table = {"connection": entry} if isinstance(entry, str) else entry
-        if not isinstance(table, dict) or not isinstance(table.get("connection"), str):
-            raise ValueError('each destination is a connection key or {connection = "…"}')
-        unknown = set(table) - {"connection", "to"}
-        if unknown:
-            raise ValueError(f"unknown keys in a destination: {', '.join(sorted(unknown))}")
-        key = table["connection"]
-        provider = providers.get(key)
-        if provider is None:
-            raise ValueError(f"destination {key!r} is not a connection in CONNECTIONS_DIR")
-        if provider not in DESTINATION_PROVIDERS:
-            raise ValueError(
-                f"destination {key!r} is a {provider} connection; escalations go only "
-                f"through {', '.join(DESTINATION_PROVIDERS)}"
-            )
-        destination: dict[str, Any] = {"connection": key}
-        to = table.get("to")
-        if provider == "smtp":
-            if (
-                not isinstance(to, list)
-                or not to
-                or not all(isinstance(a, str) and EMAIL.match(a) for a in to)
-            ):
-                raise ValueError(f"destination {key!r} (smtp) needs to = [addresses]")
-            destination["to"] = list(to)
-        elif to is not None:
-            raise ValueError(f"destination {key!r}: 'to' is only for smtp connections")
+        destination = _destination(entry, providers)
+        key = destination["connection"]
         if any(d["connection"] == key for d in found):
             raise ValueError(f"destination {key!r} is listed twice")
         found.append(destination)
     return found
+
+
+def _destination(entry: Any, providers: dict[str, str]) -> dict[str, Any]:
+    """One destination: a connection key, or a table with one and (smtp only) ``to``."""
+    table = {"connection": entry} if isinstance(entry, str) else entry
+    if not isinstance(table, dict) or not isinstance(table.get("connection"), str):
+        raise ValueError('each destination is a connection key or {connection = "…"}')
+    unknown = set(table) - {"connection", "to"}
+    if unknown:
+        raise ValueError(f"unknown keys in a destination: {', '.join(sorted(unknown))}")
+    key = table["connection"]
+    provider = providers.get(key)
+    if provider is None:
+        raise ValueError(f"destination {key!r} is not a connection in CONNECTIONS_DIR")
+    if provider not in DESTINATION_PROVIDERS:
+        raise ValueError(
+            f"destination {key!r} is a {provider} connection; escalations go only "
+            f"through {', '.join(DESTINATION_PROVIDERS)}"
+        )
+    destination: dict[str, Any] = {"connection": key}
+    to = table.get("to")
+    if provider == "smtp":
+        if not isinstance(to, list) or not to or not all(_is_address(a) for a in to):
+            raise ValueError(f"destination {key!r} (smtp) needs to = [addresses]")
+        destination["to"] = list(to)
+    elif to is not None:
+        raise ValueError(f"destination {key!r}: 'to' is only for smtp connections")
+    return destination
+
+
+def _is_address(value: Any) -> bool:
+    return isinstance(value, str) and EMAIL.match(value) is not None
 
 
 def validate_rule(raw: Any, providers: dict[str, str]) -> dict[str, Any]:
@@ -157,25 +164,14 @@ def validate_rule(raw: Any, providers: dict[str, str]) -> dict[str, Any]:
     kind = raw.get("kind")
     if kind not in KIND_PARAMETERS:
         raise ValueError(f"rule {key!r}: kind must be one of {', '.join(KINDS)}")
-    parameters = KIND_PARAMETERS[kind]
-    unknown = set(raw) - COMMON_KEYS - set(parameters)
+    unknown = set(raw) - COMMON_KEYS - set(KIND_PARAMETERS[kind])
     if unknown:
         raise ValueError(f"rule {key!r}: unknown keys for {kind}: {', '.join(sorted(unknown))}")
     severity = raw.get("severity", "error")
     if severity not in SEVERITIES:
         raise ValueError(f"rule {key!r}: severity must be one of {', '.join(SEVERITIES)}")
-    values: dict[str, Any] = {}
-    for name, (check, default) in parameters.items():
-        if name not in raw:
-            if default is REQUIRED:
-                raise ValueError(f"rule {key!r}: {kind} needs {name}")
-            values[name] = default
-            continue
-        try:
-            values[name] = check(name, raw[name])
-        except ValueError as exc:
-            raise ValueError(f"rule {key!r}: {exc}") from None
     try:
+        values = _parameters(raw, kind)
         destinations = _destinations(raw.get("destinations"), providers)
     except ValueError as exc:
         raise ValueError(f"rule {key!r}: {exc}") from None
@@ -189,25 +185,26 @@ def validate_rule(raw: Any, providers: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _parameters(raw: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The kind's parameters: each as given (checked) or its default; a required one absent
+    is an error."""
+    values: dict[str, Any] = {}
+    for name, (check, default) in KIND_PARAMETERS[kind].items():
+        if name in raw:
+            values[name] = check(name, raw[name])
+        elif default is REQUIRED:
+            raise ValueError(f"{kind} needs {name}")
+        else:
+            values[name] = default
+    return values
+
+
 def load_escalations_file(path: Path, connections: Iterable[ConnectionSpec]) -> list[RuleSpec]:
     """The rules of ``path`` (none when it is missing or holds only comments), checked
     against the connections this sync loads; EscalationFileError names every problem."""
     if not path.exists():
         return []
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EscalationFileError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise EscalationFileError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(raw) - {"rule"}
-    if unknown:
-        raise EscalationFileError(
-            f"{path}: unknown keys: {', '.join(sorted(unknown))} (rules are [[rule]] tables)"
-        )
-    tables = raw.get("rule", [])
-    if not isinstance(tables, list):
-        raise EscalationFileError(f"{path}: rules are [[rule]] tables")
+    tables = _rule_tables(path)
     providers = {spec.key: str(spec.spec["provider"]) for spec in connections}
     rules: list[RuleSpec] = []
     problems: list[str] = []
@@ -224,3 +221,22 @@ def load_escalations_file(path: Path, connections: Iterable[ConnectionSpec]) -> 
     if problems:
         raise EscalationFileError("; ".join(problems))
     return rules
+
+
+def _rule_tables(path: Path) -> list[Any]:
+    """The file's ``[[rule]]`` tables, unchecked; EscalationFileError for anything else."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EscalationFileError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EscalationFileError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(raw) - {"rule"}
+    if unknown:
+        raise EscalationFileError(
+            f"{path}: unknown keys: {', '.join(sorted(unknown))} (rules are [[rule]] tables)"
+        )
+    tables = raw.get("rule", [])
+    if not isinstance(tables, list):
+        raise EscalationFileError(f"{path}: rules are [[rule]] tables")
+    return tables

@@ -24,14 +24,7 @@ HEALTH_FIELDS = ["failing_since", "last_success_at", "updated_at"]
 
 
 def endpoints_record_attempts(*, attempts: list[Attempt], now: dt.datetime) -> None:
-    by_endpoint: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
-    for attempt in attempts:
-        if attempt.connection.startswith(CONNECTION_PREFIX):
-            try:
-                endpoint_id = uuid.UUID(attempt.connection.removeprefix(CONNECTION_PREFIX))
-            except ValueError:
-                continue
-            by_endpoint[endpoint_id].append(attempt)
+    by_endpoint = _attempts_by_endpoint(attempts)
     if not by_endpoint:
         return
     window = dt.timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_S)
@@ -44,14 +37,7 @@ def endpoints_record_attempts(*, attempts: list[Attempt], now: dt.datetime) -> N
     )
     for endpoint in endpoints:
         before = (endpoint.failing_since, endpoint.last_success_at)
-        gone = False
-        for attempt in sorted(by_endpoint[endpoint.public_id], key=lambda a: a.finished_at):
-            if attempt.outcome == AttemptOutcome.ACCEPTED:
-                endpoint.failing_since = None
-                endpoint.last_success_at = attempt.finished_at
-            else:
-                endpoint.failing_since = endpoint.failing_since or attempt.started_at
-                gone = gone or attempt.gateway_status == GONE
+        gone = _apply_attempts(endpoint, by_endpoint[endpoint.public_id])
         if gone:
             webhook_endpoint_auto_disable(
                 endpoint=endpoint,
@@ -69,3 +55,30 @@ def endpoints_record_attempts(*, attempts: list[Attempt], now: dt.datetime) -> N
         if (endpoint.failing_since, endpoint.last_success_at) != before:
             endpoint.updated_at = now
             endpoint.save(update_fields=HEALTH_FIELDS)
+
+
+def _attempts_by_endpoint(attempts: list[Attempt]) -> dict[uuid.UUID, list[Attempt]]:
+    """The attempts made through webhook endpoints' connections, by endpoint id."""
+    by_endpoint: dict[uuid.UUID, list[Attempt]] = defaultdict(list)
+    for attempt in attempts:
+        if attempt.connection.startswith(CONNECTION_PREFIX):
+            try:
+                endpoint_id = uuid.UUID(attempt.connection.removeprefix(CONNECTION_PREFIX))
+            except ValueError:
+                continue
+            by_endpoint[endpoint_id].append(attempt)
+    return by_endpoint
+
+
+def _apply_attempts(endpoint: WebhookEndpoint, attempts: list[Attempt]) -> bool:
+    """Move the endpoint's streak and last success on by ``attempts``, in the order they
+    finished; whether one of the failures answered 410 Gone."""
+    gone = False
+    for attempt in sorted(attempts, key=lambda a: a.finished_at):
+        if attempt.outcome == AttemptOutcome.ACCEPTED:
+            endpoint.failing_since = None
+            endpoint.last_success_at = attempt.finished_at
+        else:
+            endpoint.failing_since = endpoint.failing_since or attempt.started_at
+            gone = gone or attempt.gateway_status == GONE
+    return gone
