@@ -9,6 +9,7 @@ write must answer None, so that the email package writes (or refuses) it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -16,10 +17,15 @@ from typing import Any
 
 import pytest
 import time_machine
+from aiosmtpd.controller import Controller
 from aiosmtplib.email import flatten_message
 
-from gateways.providers.smtp import build_email, envelope_sender
+from gateways.base import Outcome
+from gateways.providers.smtp import SmtpProvider, build_email, envelope_sender
 from gateways.providers.smtp_wire import plain_message
+
+from .conftest import DictSecrets, connection, free_port
+from .test_smtp import Mailbox
 
 SENDER = "Acme Notifications <notify@acme.example>"
 MESSAGE_ID = "<intent-42@acme.example>"
@@ -201,3 +207,46 @@ def test_random_headers_are_written_as_the_email_package_writes_them() -> None:
             plain_written += 1
             assert plain[0] == before, payload
     assert plain_written > 300  # most of them took the fast path
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [WRITTEN_PLAIN["text and html"], WRITTEN_BY_THE_EMAIL_PACKAGE["non-ASCII body"]],
+    ids=["plain", "email package"],
+)
+def test_the_server_receives_what_the_email_package_sent(
+    allow_hosts, make_message, payload
+) -> None:
+    """Through aiosmtpd: the same envelope, ``BODY=8BITMIME`` and content either way."""
+    allow_hosts("127.0.0.1")
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    smtp = SmtpProvider(
+        config=connection(
+            "smtp",
+            "email",
+            settings={"host": "127.0.0.1", "port": port, "security": "none", "from": SENDER},
+        ),
+        client=None,
+        secrets=DictSecrets({}),
+    )
+
+    async def scenario() -> Any:
+        try:
+            return await smtp.send(make_message(payload, key="intent-42"), timeout_s=5.0)
+        finally:
+            await smtp.aclose()
+
+    try:
+        random.seed(12)
+        result = asyncio.run(scenario())
+    finally:
+        controller.stop()
+    assert result.outcome is Outcome.ACCEPTED, result.error
+    assert result.message_id == MESSAGE_ID
+    (envelope,) = mailbox.envelopes
+    assert envelope.mail_options[1:] == ["BODY=8BITMIME"]  # after SIZE, as before
+    assert envelope.mail_from == envelope_sender(SENDER)
+    assert envelope.rcpt_tos == build_email(payload, sender=SENDER, message_id=MESSAGE_ID)[1]
+    assert envelope.original_content == email_package_bytes(payload, eight_bit=True)
