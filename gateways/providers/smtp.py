@@ -36,6 +36,7 @@ from ..base import (
     SecretSource,
 )
 from .common import ProviderBase, ProviderConfigError, check_host_allowed, require_fields, result
+from .smtp_wire import RESERVED_HEADERS, plain_message
 
 # aiosmtplib bounds each command by a share of the hard timeout, so a silent server is
 # reported by the phase it went silent in (before or after the message left) rather
@@ -45,22 +46,6 @@ DEFAULT_MAX_CONNECTIONS = 4
 SECURITY_MODES = {"starttls": 587, "tls": 465, "none": 25}
 SUPPRESSING_CODES = frozenset({550, 551, 553})
 ENHANCED_STATUS = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-# Headers the payload may not set: they are built from its own fields or by us.
-RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "subject",
-        "reply-to",
-        "message-id",
-        "content-type",
-        "content-transfer-encoding",
-        "mime-version",
-        "date",
-    }
-)
 
 
 def addresses(value: Any, field: str) -> list[str]:
@@ -154,7 +139,25 @@ def recipient_is_unreachable(code: int, text: str) -> bool:
     return code in SUPPRESSING_CODES
 
 
-def _accepted(mail: EmailMessage, refused: dict[str, aiosmtplib.SMTPResponse]) -> GatewayResult:
+async def _transaction(
+    smtp: aiosmtplib.SMTP,
+    mail: EmailMessage | bytes,
+    *,
+    sender: str,
+    recipients: list[str],
+    timeout: float,
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """MAIL, RCPT, DATA. Wire bytes from ``plain_message`` go as ``send_message`` would
+    send them: it only asks for ``BODY=8BITMIME`` when the server offers it (their
+    addresses never need SMTPUTF8)."""
+    if isinstance(mail, EmailMessage):
+        return await smtp.send_message(mail, sender=sender, recipients=recipients, timeout=timeout)
+    await smtp._ehlo_or_helo_if_needed()  # as send_message does, for the extensions
+    options = ["BODY=8BITMIME"] if smtp.supports_extension("8BITMIME") else []
+    return await smtp.sendmail(sender, recipients, mail, mail_options=options, timeout=timeout)
+
+
+def _accepted(message_id: str, refused: dict[str, aiosmtplib.SMTPResponse]) -> GatewayResult:
     """Delivered; when some recipients refused it while others took it, they are named."""
     error = ""
     if refused:
@@ -163,7 +166,7 @@ def _accepted(mail: EmailMessage, refused: dict[str, aiosmtplib.SMTPResponse]) -
         )
     return result(
         Outcome.ACCEPTED,
-        message_id=mail["Message-ID"],
+        message_id=message_id,
         error=error,
         provider_code="partial" if refused else "",
     )
@@ -231,13 +234,22 @@ class SmtpProvider(ProviderBase):
 
     async def _send(self, message: GatewayMessage, *, timeout_s: float) -> GatewayResult:
         sender = str(self.required_setting("from"))
-        mail, recipients = build_email(
+        message_id = message_id_for(message.idempotency_key, sender)
+        mail: EmailMessage | bytes
+        plain = plain_message(
             message.payload,
             sender=sender,
-            message_id=message_id_for(message.idempotency_key, sender),
+            envelope_sender=envelope_sender(sender),
+            message_id=message_id,
         )
+        if plain is not None:  # the same bytes, without the email package's CPU
+            mail, recipients = plain
+        else:
+            mail, recipients = build_email(message.payload, sender=sender, message_id=message_id)
         async with self._slots():
-            return await self._deliver(mail, envelope_sender(sender), recipients, timeout_s)
+            return await self._deliver(
+                mail, envelope_sender(sender), recipients, timeout_s, message_id=message_id
+            )
 
     def _slots(self) -> asyncio.Semaphore:
         """At most ``max_connections`` SMTP sessions at once: a batch sends its messages
@@ -248,7 +260,13 @@ class SmtpProvider(ProviderBase):
         return self._semaphore
 
     async def _deliver(
-        self, mail: EmailMessage, sender: str, recipients: list[str], timeout_s: float
+        self,
+        mail: EmailMessage | bytes,
+        sender: str,
+        recipients: list[str],
+        timeout_s: float,
+        *,
+        message_id: str,
     ) -> GatewayResult:
         """One message on an idle session of this batch, or on a new one."""
         command_timeout = COMMAND_SHARE * timeout_s
@@ -260,8 +278,8 @@ class SmtpProvider(ProviderBase):
                 smtp = self._smtp_client(command_timeout)
                 await smtp.connect()  # EHLO, STARTTLS or TLS, AUTH
             sending = True
-            refused, _reply = await smtp.send_message(
-                mail, sender=sender, recipients=recipients, timeout=command_timeout
+            refused, _reply = await _transaction(
+                smtp, mail, sender=sender, recipients=recipients, timeout=command_timeout
             )
             reusable = True
         except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused
@@ -290,7 +308,7 @@ class SmtpProvider(ProviderBase):
             # closed, never reused.
             if smtp is not None:
                 self._release(smtp, reusable=reusable)
-        return _accepted(mail, refused)
+        return _accepted(message_id, refused)
 
     def _release(self, smtp: aiosmtplib.SMTP, *, reusable: bool) -> None:
         """Back to the idle sessions of this batch, or closed."""
