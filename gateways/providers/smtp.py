@@ -139,6 +139,19 @@ def recipient_is_unreachable(code: int, text: str) -> bool:
     return code in SUPPRESSING_CODES
 
 
+async def _greet_once(smtp: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO from a server that refuses EHLO, unless this session has greeted:
+    what ``send_message`` does first, through aiosmtplib's public calls."""
+    if not smtp.is_ehlo_or_helo_needed:
+        return
+    try:
+        await smtp.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not smtp.is_connected:
+            raise
+        await smtp.helo()
+
+
 async def _transaction(
     smtp: aiosmtplib.SMTP,
     mail: EmailMessage | bytes,
@@ -152,7 +165,7 @@ async def _transaction(
     addresses never need SMTPUTF8)."""
     if isinstance(mail, EmailMessage):
         return await smtp.send_message(mail, sender=sender, recipients=recipients, timeout=timeout)
-    await smtp._ehlo_or_helo_if_needed()  # as send_message does, for the extensions
+    await _greet_once(smtp)  # as send_message does, for the extensions
     options = ["BODY=8BITMIME"] if smtp.supports_extension("8BITMIME") else []
     return await smtp.sendmail(sender, recipients, mail, mail_options=options, timeout=timeout)
 
