@@ -1,9 +1,8 @@
 """Issue 16's engine figure: client webhooks cost each intent a second delivery.
 
-Run by ``bench/run.py`` (section ``events``). Two engine runs, each exactly as the engine
-section's product run (``run_dispatcher`` + ``qcluster``, 2 workers, 300 warm-up
-intents, ``--events-messages`` ``sms.otp`` intents released at once to the in-process
-gateway):
+Run by ``bench/run.py`` (section ``events``). Two pairs of engine runs, each run exactly
+as the engine section's product run (``run_dispatcher`` + ``qcluster``, 2 workers, 300
+warm-up intents, ``--events-messages`` intents released at once):
 
 - **no endpoints**: the bench tenant has no webhook endpoint, so nothing but the intents;
 - **one endpoint**: the tenant has one enabled endpoint subscribed to ``intent.accepted``
@@ -13,9 +12,17 @@ gateway):
   loopback (``python -m bench.provider_peers events``: an asyncio server that answers
   200 at once). That run is timed until the last delivery is terminal too.
 
+The first pair delivers the intents (``sms.otp``) to the in-process gateway, as the
+engine section does: there the event's HTTP request is the only network call, so the
+pair prices an HTTP delivery against an in-process one. The second pair delivers them
+(``http.webhook``) through the product's HTTP adapter to the gateway simulator in its own
+process, as the providers section's simulator path and as production, where every
+delivery is a request to a provider: an intent and its event are then one request each,
+the "two deliveries" the target assumes.
+
 The figure is intents per second with the endpoint over intents per second without;
 target ≥ 0.45 (each intent then costs two deliveries, so 0.5 is the engine's own bound).
-Both runs have ``DEBUG`` on (``BENCH_DEBUG=1``; the product calls an ``http://``
+All runs have ``DEBUG`` on (``BENCH_DEBUG=1``; the product calls an ``http://``
 endpoint only then) and ``WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8`` (else loopback is refused).
 
 This module is also the child that makes the endpoint:
@@ -30,6 +37,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from bench.procs import PY, run_checked, wait_until
+from bench.providers import HTTP_PAYLOAD
 
 if TYPE_CHECKING:
     from bench.run import Bench
@@ -37,6 +45,8 @@ if TYPE_CHECKING:
 EVENTS_TARGET_RATIO = 0.45
 EVENT_TYPE = "intent.accepted"
 PEER = "peer_events"
+SIMULATOR = "peer_events_simulator"
+HTTP_TARGET = "http.webhook"
 
 
 def engine_env() -> dict[str, str]:
@@ -45,6 +55,7 @@ def engine_env() -> dict[str, str]:
 
 
 def measure(bench: Bench, *, messages: int) -> dict:
+    """Both pairs of runs: the intents to the in-process gateway, then over HTTP."""
     from bench.run import TENANT, free_port, http_answers
 
     port = free_port()
@@ -65,23 +76,83 @@ def measure(bench: Bench, *, messages: int) -> dict:
             return http_answers(port)
 
         wait_until(listening, timeout=60, what="the event receiver")
-        for name, db_template in (("none", bench.template), ("endpoint", template)):
-            print(f"events: {name}, {messages:,} messages...", flush=True)
-            peer_cpu = bench.children.cpu_seconds(PEER)
-            result = bench.engine(
-                f"events{name}",
-                lambda db: bench.start_product_engine(db, **engine_env()),
-                messages=messages,
-                template=db_template,
-                deliveries=True,
-            )
-            served = result["deliveries"] + (300 if name == "endpoint" else 0)  # + warm-up
-            peer_cpu = bench.children.cpu_seconds(PEER) - peer_cpu
-            result["peer_cpu_ms_per_delivery"] = peer_cpu * 1000 / served if served else None
-            result.pop("open_intents_over_time", None)
-            out[name] = result
+        out.update(_pair(bench, messages=messages, template=template, gateway="in-process"))
+        out["http"] = _http_pair(bench, messages=messages, template=template)
     finally:
         bench.children.stop(PEER)
+    return out
+
+
+def _http_pair(bench: Bench, *, messages: int, template: str) -> dict:
+    """The intents through the product's HTTP adapter to the gateway simulator in its own
+    process (as the providers section's simulator path), so an intent and its event are
+    each one HTTP request: the premise of "two deliveries" behind the 0.45."""
+    from bench.run import free_port, http_answers
+
+    port = free_port()
+    bench.children.start(
+        SIMULATOR,
+        [PY, "manage.py", "run_gateway_simulator", "--port", str(port), "--latency-ms", "0"],
+        bench.env(template),
+    )
+    try:
+
+        def listening() -> bool:
+            bench.children.check_alive(SIMULATOR)
+            return http_answers(port)
+
+        wait_until(listening, timeout=60, what="the gateway simulator")
+        return _pair(
+            bench,
+            messages=messages,
+            template=template,
+            gateway="http",
+            target=HTTP_TARGET,
+            payload=HTTP_PAYLOAD,
+            env={
+                "BENCH_GATEWAY_ADAPTERS": "product",
+                "GATEWAY_HTTP_URL": f"http://127.0.0.1:{port}/http",
+            },
+        )
+    finally:
+        bench.children.stop(SIMULATOR)
+
+
+def _pair(
+    bench: Bench,
+    *,
+    messages: int,
+    template: str,
+    gateway: str,
+    target: str = "sms.otp",
+    payload: str | None = None,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """One engine run without the endpoint and one with it, and their ratio."""
+    from bench.run import SMS_PAYLOAD
+
+    extra = {**engine_env(), **(env or {})}
+    out: dict = {}
+    for name, db_template in (("none", bench.template), ("endpoint", template)):
+        print(
+            f"events: {name}, intents to the {gateway} gateway, {messages:,} messages...",
+            flush=True,
+        )
+        peer_cpu = bench.children.cpu_seconds(PEER)
+        result = bench.engine(
+            f"events{name}{gateway.replace('-', '')}",
+            lambda db: bench.start_product_engine(db, **extra),
+            messages=messages,
+            template=db_template,
+            target=target,
+            payload=payload or SMS_PAYLOAD,
+            deliveries=True,
+        )
+        served = result["deliveries"] + (300 if name == "endpoint" else 0)  # + warm-up
+        peer_cpu = bench.children.cpu_seconds(PEER) - peer_cpu
+        result["peer_cpu_ms_per_delivery"] = peer_cpu * 1000 / served if served else None
+        result.pop("open_intents_over_time", None)
+        out[name] = result
     base = out["none"]["messages_per_s"]
     out["ratio"] = out["endpoint"]["messages_per_s"] / base if base else None
     return out
@@ -90,33 +161,45 @@ def measure(bench: Bench, *, messages: int) -> dict:
 def shortfalls(result: dict) -> list[str]:
     """Notes for the table: a run that did not deliver every intent and event."""
     notes = []
-    for name in ("none", "endpoint"):
-        r = result[name]
-        expected = r["messages"] if name == "endpoint" else 0
-        if (
-            not r["completed"]
-            or r["accepted"] != r["messages"]
-            or r["deliveries_accepted"] != expected
-            or r["deliveries"] != expected
-        ):
-            notes.append(
-                f"events {name}: {r['accepted']:,} of {r['messages']:,} accepted, "
-                f"{r['deliveries_accepted']:,} of {r['deliveries']:,} deliveries delivered "
-                f"(expected {expected:,}) when timed"
-            )
+    pairs = [("", result)] + ([("http ", result["http"])] if "http" in result else [])
+    for label, pair in pairs:
+        for name in ("none", "endpoint"):
+            r = pair[name]
+            expected = r["messages"] if name == "endpoint" else 0
+            if (
+                not r["completed"]
+                or r["accepted"] != r["messages"]
+                or r["deliveries_accepted"] != expected
+                or r["deliveries"] != expected
+            ):
+                notes.append(
+                    f"events {label}{name}: {r['accepted']:,} of {r['messages']:,} accepted, "
+                    f"{r['deliveries_accepted']:,} of {r['deliveries']:,} deliveries delivered "
+                    f"(expected {expected:,}) when timed"
+                )
     return notes
 
 
 def rows(result: dict) -> list[tuple[str, str, str, str, str]]:
+    out = _pair_rows(result, "in-process gateway")
+    if "http" in result:
+        out += _pair_rows(result["http"], "HTTP gateway", messages=result["messages"])
+    return out
+
+
+def _pair_rows(
+    pair: dict, gateway: str, *, messages: int | None = None
+) -> list[tuple[str, str, str, str, str]]:
     from bench.run import fmt
 
-    none, endpoint = result["none"], result["endpoint"]
+    none, endpoint = pair["none"], pair["endpoint"]
+    count = messages if messages is not None else pair["messages"]
     return [
         (
-            "engine, 1 endpoint/tenant (msg/s)",
+            f"engine, 1 endpoint/tenant, {gateway} (msg/s)",
             fmt(endpoint["messages_per_s"]),
             fmt(none["messages_per_s"]),
-            fmt(result["ratio"], 2),
+            fmt(pair["ratio"], 2),
             f">= {EVENTS_TARGET_RATIO}",
         ),
         (
@@ -129,7 +212,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str]]:
             "",
         ),
         (
-            f"  seconds for {result['messages']:,} messages",
+            f"  seconds for {count:,} messages",
             fmt(endpoint["seconds"], 2),
             fmt(none["seconds"], 2),
             "",

@@ -38,12 +38,19 @@ def run_result(*, messages: int, per_s: float, deliveries: int) -> dict:
     }
 
 
+def pair_result(messages: int, *, none_per_s: float, endpoint_per_s: float) -> dict:
+    return {
+        "none": run_result(messages=messages, per_s=none_per_s, deliveries=0),
+        "endpoint": run_result(messages=messages, per_s=endpoint_per_s, deliveries=messages),
+        "ratio": endpoint_per_s / none_per_s,
+    }
+
+
 def section_result(messages: int = 100) -> dict:
     return {
         "messages": messages,
-        "none": run_result(messages=messages, per_s=400.0, deliveries=0),
-        "endpoint": run_result(messages=messages, per_s=200.0, deliveries=messages),
-        "ratio": 0.5,
+        **pair_result(messages, none_per_s=400.0, endpoint_per_s=200.0),
+        "http": pair_result(messages, none_per_s=300.0, endpoint_per_s=120.0),
     }
 
 
@@ -56,12 +63,24 @@ def test_rows_show_both_runs_their_ratio_and_the_target():
     assert all(len(row) == 5 for row in rows)
 
 
+def test_rows_show_the_http_gateway_pair_after_the_in_process_one():
+    rows = events.rows(section_result())
+    assert "in-process gateway" in rows[0][0]
+    [http] = [row for row in rows if "HTTP gateway" in row[0]]
+    assert http[1:] == ("120.0", "300.0", "0.40", ">= 0.45")
+    assert len(rows) == 10
+
+
 def test_a_complete_result_leaves_no_note_and_a_missing_delivery_one():
     result = section_result()
     assert events.shortfalls(result) == []
     result["endpoint"]["deliveries_accepted"] = 99
     (note,) = events.shortfalls(result)
     assert note.startswith("events endpoint: 100 of 100 accepted, 99 of 100 deliveries")
+    result["endpoint"]["deliveries_accepted"] = 100
+    result["http"]["none"]["accepted"] = 98
+    (note,) = events.shortfalls(result)
+    assert note.startswith("events http none: 98 of 100 accepted")
 
 
 def test_only_events_skips_every_other_section():
@@ -97,7 +116,7 @@ def test_the_receiver_answers_each_keep_alive_request_once_its_body_is_in():
 
 @pytest.mark.skipif(
     not os.environ.get("BENCH_DATABASE_URL"),
-    reason="runs real processes for ~2 minutes; set BENCH_DATABASE_URL=postgres://… to run",
+    reason="runs real processes for ~4 minutes; set BENCH_DATABASE_URL=postgres://… to run",
 )
 def test_the_section_runs_at_a_tiny_size_and_returns_its_figures():
     from bench.pg import Server
@@ -114,10 +133,12 @@ def test_the_section_runs_at_a_tiny_size_and_returns_its_figures():
         finally:
             bench.children.stop_all()
             bench.drop_databases()
-    assert {"messages", "none", "endpoint", "ratio"} <= set(result)
-    for name in ("none", "endpoint"):
-        assert set(result[name]) >= RESULT_KEYS
-    assert result["endpoint"]["deliveries_accepted"] == 20
-    assert result["none"]["deliveries"] == 0
+    assert {"messages", "none", "endpoint", "ratio", "http"} <= set(result)
+    for pair in (result, result["http"]):
+        for name in ("none", "endpoint"):
+            assert set(pair[name]) >= RESULT_KEYS
+        assert pair["endpoint"]["deliveries_accepted"] == 20
+        assert pair["none"]["deliveries"] == 0
+        assert pair["ratio"] > 0
     assert events.shortfalls(result) == []
     assert result["ratio"] > 0
